@@ -1,0 +1,3 @@
+from mvlm.cli import main
+
+raise SystemExit(main())

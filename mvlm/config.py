@@ -1,0 +1,429 @@
+"""Typed configuration, loaded from `params.yaml`.
+
+Every stage reads one section of `params.yaml` into a dataclass. Unknown or mistyped keys
+are errors that name the full key path (``model.encoder.depths[1]: expected int, got str``),
+because a silently ignored typo in an ablation is a wrong table.
+
+Model and tracker sections accept a ``preset`` key: the preset's values are applied first and
+the other keys of the section override them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, missing or of the wrong type."""
+
+
+# --------------------------------------------------------------------------------------------
+# model
+
+
+@dataclass
+class EncoderConfig:
+    """Fast-iTPN encoder sizes (digest §1.2). Patch stride is 4·2·2 = 16."""
+
+    in_chans: int = 6
+    dims: tuple[int, int, int] = (128, 256, 512)  # stride-4, stride-8, stride-16 widths
+    depths: tuple[int, int, int] = (3, 3, 24)  # ConvMlp stage 1, ConvMlp stage 2, transformer
+    num_heads: int = 8
+    mlp_ratio: float = 3.0  # SwiGLU hidden = dim * mlp_ratio
+    bridge_mlp_ratio: float = 3.0  # ConvMlp hidden = dim * bridge_mlp_ratio
+    layer_scale_init: float = 0.1
+    drop_path_rate: float = 0.1
+    norm_eps: float = 1e-6
+    search_size: int = 224
+    template_size: int = 112
+
+
+@dataclass
+class TextConfig:
+    """Text tower (open_clip config without the vision tower) and its projection."""
+
+    clip_model: str = "ViT-L-14"  # open_clip model config the tower is built from
+    context_length: int = 77
+    # overrides of the open_clip text config (width, layers, heads); empty = the model's own
+    width: int = 0
+    layers: int = 0
+    heads: int = 0
+    pooling: Literal["full", "eos_only", "wo_pad"] = "full"
+    frozen: bool = True
+    weights: Optional[str] = None  # local file with CLIP weights; never downloaded
+
+
+@dataclass
+class HeadConfig:
+    """CENTER head: score / offset / size branches of 4 conv-BN-ReLU layers + 1x1."""
+
+    channels: int = 256  # first hidden width; halves at each layer
+    conv_type: Literal["normal", "small"] = "normal"
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "base"
+    template_free: bool = True
+    num_templates: int = 2  # used when template_free is false
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    pretrained_backbone: Optional[str] = None  # local 3-channel Fast-iTPN file (halfcopy)
+    patchembed_init: Literal["halfcopy", "copy", "random"] = "halfcopy"
+
+    @property
+    def stride(self) -> int:
+        return 16
+
+    @property
+    def feat_size(self) -> int:
+        return self.encoder.search_size // self.stride
+
+    @property
+    def template_feat_size(self) -> int:
+        return self.encoder.template_size // self.stride
+
+
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    # The paper: Fast-iTPN-B encoder, CLIP ViT-L/14 text tower (frozen).
+    "base": {},
+    # CPU default: ~ViT-tiny cost or less; 128 search / 64 template at stride 16.
+    "tiny": {
+        "encoder": {
+            "dims": [32, 64, 128],
+            "depths": [1, 1, 4],
+            "num_heads": 4,
+            "search_size": 128,
+            "template_size": 64,
+            "drop_path_rate": 0.0,
+        },
+        "text": {
+            "clip_model": "ViT-B-32",
+            "context_length": 16,
+            "width": 128,
+            "layers": 2,
+            "heads": 2,
+            "pooling": "full",
+            "frozen": False,
+        },
+        "head": {"channels": 64},
+    },
+}
+
+
+# --------------------------------------------------------------------------------------------
+# tracker
+
+
+@dataclass
+class TrackerConfig:
+    """Tracker parameters (digest §2-3). Greek names follow the paper."""
+
+    preset: str = "tf"
+    compat: Literal["reference", "corrected"] = "reference"
+    alpha: float = 1.0  # weight of the VL margin δcorr in κvlm
+    tau: float = 0.1  # gate threshold on κmvlm
+    omega: float = 0.4  # weight of the memory in κmvlm
+    lam: float = 0.4  # EWMA factor of the memory
+    psi_out: float = 0.0  # IoU below which another candidate is a distractor
+    template_free: bool = True
+    search_factor: float = 4.0
+    template_factor: float = 2.0
+    window: bool = True  # Hanning window on the score map
+    num_templates: int = 2
+    update_interval: int = 25
+    update_threshold: float = 0.7
+    # ablation switches
+    memory: bool = True
+    gate: Literal["mvlm", "local_only", "always_global"] = "mvlm"
+    # corrected-mode fixes (each ablatable alone; `compat: corrected` turns all of them on
+    # unless overridden)
+    exact_pooling: Optional[bool] = None
+    aligned_memory: Optional[bool] = None
+    letterbox_global: Optional[bool] = None
+    global_window: Optional[bool] = None  # None = reference behaviour (window in global too)
+    hysteresis: int = 0  # consecutive empty-S frames before going global (0 = reference: 1)
+    clip_margin: float = 10.0
+
+    def resolved_fixes(self) -> dict[str, bool]:
+        """Each corrected-mode fix as a bool: explicit value, else on in `corrected` mode."""
+        corrected = self.compat == "corrected"
+        pick = lambda v: corrected if v is None else bool(v)  # noqa: E731
+        return {
+            "exact_pooling": pick(self.exact_pooling),
+            "aligned_memory": pick(self.aligned_memory),
+            "letterbox_global": pick(self.letterbox_global),
+            "global_window": (not corrected) if self.global_window is None else bool(self.global_window),
+        }
+
+
+TRACKER_PRESETS: dict[str, dict[str, Any]] = {
+    "tf": {"alpha": 1.0, "tau": 0.1, "omega": 0.4, "lam": 0.4, "psi_out": 0.0, "template_free": True},
+    "tf_tnl2k": {"alpha": 0.7, "tau": 0.0, "omega": 0.6, "lam": 0.7, "psi_out": 0.1, "template_free": True},
+    "bbox": {"alpha": 0.5, "tau": 0.2, "omega": 0.9, "lam": 0.9, "psi_out": 0.3, "template_free": False},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# data, training, evaluation
+
+
+@dataclass
+class SynthConfig:
+    """The embedded benchmark (procedurally generated, LaSOT layout)."""
+
+    out: str = "data/synth"
+    width: int = 256
+    height: int = 192
+    frames: int = 120
+    seed_train: int = 1
+    seed_val: int = 2
+    seed_test: int = 3
+    sequences_train: int = 160
+    sequences_val: int = 8
+    sequences_test: int = 30
+
+
+@dataclass
+class SamplingConfig:
+    samples_per_epoch: int = 20000
+    max_gap: int = 30
+    local_share: float = 0.7  # share of local search crops
+    global_share: float = 0.3  # share of whole-frame views
+    absent_share: float = 0.1  # of the global views, share without the target
+    search_factor: float = 4.0
+    template_factor: float = 2.0
+    center_jitter: float = 3.0
+    scale_jitter: float = 0.25
+    hflip: float = 0.5
+    dataset_ratios: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    focal: float = 1.0
+    giou: float = 2.0
+    l1: float = 5.0
+    cm: float = 0.5
+    cm_temperature: float = 1.0
+    cm_top_k: int = 10
+    align_inference_signal: bool = False
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "tiny"
+    mode: Literal["tf", "bbox"] = "tf"
+    datasets: dict[str, str] = field(default_factory=lambda: {"synth": "data/synth/train"})
+    out_dir: str = "models/tiny_tf"
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-3
+    encoder_lr_mult: float = 1.0
+    text_lr_mult: float = 1.0
+    weight_decay: float = 0.05
+    lr_drop_epoch: int = 0  # 0 = no step
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    bf16: bool = True
+    seed: int = 0
+    num_workers: int = 0
+    max_minutes: float = 0.0  # 0 = no wall-clock cap
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
+
+
+@dataclass
+class EvaluateConfig:
+    datasets: dict[str, str] = field(default_factory=lambda: {"synth": "data/synth/test"})
+    profile: str = "vl_python"
+    workers: int = 1
+    device: str = "cpu"
+
+
+# --------------------------------------------------------------------------------------------
+# generic typed loading
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{path}: unexpected null")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: expected one of {list(args)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        return build(tp, value, path)
+    if origin in (tuple,):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin in (list,):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        return [_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict,):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected bool, got {type(value).__name__} {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected int, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected float, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected str, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported type {_type_name(tp)}")
+
+
+def build(cls: type, values: dict[str, Any], path: str = "") -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(
+            f"unknown key {where}{unknown[0]} (known: {', '.join(sorted(names))})"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(value, hints[name], f"{path}.{name}" if path else name)
+    return cls(**kwargs)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursive dict merge; `override` wins, nested mappings merge."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def model_config(values: dict[str, Any] | None = None, preset: str | None = None) -> ModelConfig:
+    """Model config from a preset name plus overrides (``{"preset": "tiny", "encoder": {...}}``)."""
+    values = dict(values or {})
+    name = preset or values.get("preset", "base")
+    if name not in MODEL_PRESETS:
+        raise ConfigError(f"model.preset: unknown preset {name!r} (known: {', '.join(MODEL_PRESETS)})")
+    merged = deep_merge(MODEL_PRESETS[name], values)
+    merged["preset"] = name
+    return build(ModelConfig, merged, "model")
+
+
+def tracker_config(values: dict[str, Any] | None = None, preset: str | None = None) -> TrackerConfig:
+    """Tracker config from a preset (`tf`, `tf_tnl2k`, `bbox`) plus overrides."""
+    values = dict(values or {})
+    name = preset or values.get("preset", "tf")
+    if name not in TRACKER_PRESETS:
+        raise ConfigError(f"tracker.preset: unknown preset {name!r} (known: {', '.join(TRACKER_PRESETS)})")
+    merged = deep_merge(TRACKER_PRESETS[name], values)
+    merged["preset"] = name
+    return build(TrackerConfig, merged, "tracker")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value`` (value as YAML) into (["a","b","c"], value)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"override {text!r}: empty key")
+    return key.strip().split("."), yaml.safe_load(raw) if raw != "" else ""
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Return a copy of `values` with every ``key.path=value`` override applied."""
+    out = copy.deepcopy(values)
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        node = out
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {k} is not a mapping")
+        node[keys[-1]] = value
+    return out
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read params.yaml (a mapping of stage sections) and apply overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return apply_overrides(data, overrides)
+
+
+def section(params: dict[str, Any], name: str, cls: type) -> Any:
+    """Build the dataclass `cls` from the section `name` of loaded params."""
+    values = params.get(name) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {type(values).__name__}")
+    return build(cls, values, name)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain-data view of a config dataclass (tuples become lists), for JSON/YAML."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))

@@ -1,0 +1,112 @@
+"""Search/template views of a frame, shared by training and the tracker.
+
+A *view* is a square image the network sees, cut from a frame by an axis-aligned affine map
+``view_px = (image_px - origin) * scale`` (per axis). Local views are square crops around a box
+(side = ceil(sqrt(w*h) * factor), zero padding outside the frame); global views show the whole
+frame, either stretched to a square (the reference) or letterboxed (aspect kept, zero padding).
+
+Network input: RGB uint8 -> float /255 -> ImageNet mean/std -> the 3 channels duplicated to 6
+(digest §1.2 MULTI_MODAL_VISION).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ViewTransform:
+    """``view_px = (image_px - origin) * scale`` per axis; `size` is the view side in pixels."""
+
+    origin_x: float
+    origin_y: float
+    scale_x: float
+    scale_y: float
+    size: int
+
+    def to_image(self, box_xywh: np.ndarray) -> np.ndarray:
+        """Boxes (..., 4) x,y,w,h in view pixels -> image pixels."""
+        b = np.asarray(box_xywh, dtype=np.float64)
+        out = np.empty_like(b)
+        out[..., 0] = b[..., 0] / self.scale_x + self.origin_x
+        out[..., 1] = b[..., 1] / self.scale_y + self.origin_y
+        out[..., 2] = b[..., 2] / self.scale_x
+        out[..., 3] = b[..., 3] / self.scale_y
+        return out
+
+    def to_view(self, box_xywh: np.ndarray) -> np.ndarray:
+        """Boxes (..., 4) x,y,w,h in image pixels -> view pixels."""
+        b = np.asarray(box_xywh, dtype=np.float64)
+        out = np.empty_like(b)
+        out[..., 0] = (b[..., 0] - self.origin_x) * self.scale_x
+        out[..., 1] = (b[..., 1] - self.origin_y) * self.scale_y
+        out[..., 2] = b[..., 2] * self.scale_x
+        out[..., 3] = b[..., 3] * self.scale_y
+        return out
+
+
+def crop_side(box_xywh, factor: float) -> int:
+    """Side of a square crop around a box: ceil(sqrt(w*h) * factor), at least 1."""
+    w, h = float(box_xywh[2]), float(box_xywh[3])
+    return max(1, int(math.ceil(math.sqrt(max(w, 0.0) * max(h, 0.0)) * factor)))
+
+
+def _warp(image: np.ndarray, t: ViewTransform) -> np.ndarray:
+    import cv2
+
+    m = np.array(
+        [[t.scale_x, 0.0, -t.origin_x * t.scale_x], [0.0, t.scale_y, -t.origin_y * t.scale_y]],
+        dtype=np.float64,
+    )
+    return cv2.warpAffine(
+        image, m, (t.size, t.size), flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+    )
+
+
+def local_view(image: np.ndarray, center_xy, side: int, out_size: int) -> tuple[np.ndarray, ViewTransform]:
+    """Square crop of `side` px centred on `center_xy`, resized to `out_size` (zero padding)."""
+    side = max(1, int(side))
+    x1 = float(round(center_xy[0] - side * 0.5))
+    y1 = float(round(center_xy[1] - side * 0.5))
+    s = out_size / side
+    t = ViewTransform(x1, y1, s, s, out_size)
+    return _warp(image, t), t
+
+
+def box_view(image: np.ndarray, box_xywh, factor: float, out_size: int) -> tuple[np.ndarray, ViewTransform]:
+    """Local view around a box (search region or template), side = ceil(sqrt(wh)*factor)."""
+    b = np.asarray(box_xywh, dtype=np.float64)
+    center = (b[0] + b[2] / 2.0, b[1] + b[3] / 2.0)
+    return local_view(image, center, crop_side(b, factor), out_size)
+
+
+def global_view(image: np.ndarray, out_size: int, letterbox: bool = False) -> tuple[np.ndarray, ViewTransform]:
+    """The whole frame as a square view: stretched per axis, or letterboxed (aspect kept)."""
+    h, w = image.shape[:2]
+    if not letterbox:
+        t = ViewTransform(0.0, 0.0, out_size / w, out_size / h, out_size)
+    else:
+        s = out_size / max(w, h)
+        # centre the frame in the square; origin is where view pixel 0 falls in the image
+        ox = -(out_size / s - w) / 2.0
+        oy = -(out_size / s - h) / 2.0
+        t = ViewTransform(ox, oy, s, s, out_size)
+    return _warp(image, t), t
+
+
+def to_network_input(views: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """RGB uint8 views (H,W,3) or (B,H,W,3) -> float tensor (B, 6, H, W), ImageNet-normalized."""
+    arr = np.asarray(views)
+    if arr.ndim == 3:
+        arr = arr[None]
+    x = (arr.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    return torch.cat([x, x], dim=1)
