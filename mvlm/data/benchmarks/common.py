@@ -1,18 +1,21 @@
-"""Text-file readers shared by every benchmark loader.
+"""Text-file readers and checks shared by every benchmark loader.
 
 Annotation files in the wild mix separators (comma, tab, spaces), line ends (LF, CRLF) and
-encodings. These readers accept all of them and raise `DataError` naming the file and line
-for anything they cannot parse, so a broken file never surfaces as a numpy traceback.
+encodings. The `read_*` functions accept all of them and raise `DataError` naming the file and
+line for anything they cannot parse, so a broken file never surfaces as a numpy traceback.
+The `load_*` / `check_*` functions below never raise: they return the data they could read and
+problem strings ``"<level>: <file>: <message>"`` for the loaders to keep on `Sequence.problems`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from mvlm.data.sequence import DataError
+from mvlm.data.sequence import DataError, Sequence
 
 _SEPARATORS = re.compile(r"[,\t ;]+")
 
@@ -90,3 +93,231 @@ def read_sentence(path: str | Path, required: bool = True) -> str:
         if line.strip():
             return line.strip()
     return ""
+
+
+# --------------------------------------------------------------------------------------------
+# problems: "<level>: <file>: <message>" strings kept on `Sequence.problems`
+#
+# A loader never raises for one damaged sequence: it records what is wrong and returns the
+# sequence with empty or partial data, so a run over a thousand sequences goes on. The level
+# says whether the sequence can still be used:
+#   error   - unusable as loaded (missing/unparseable GT, empty sentence, missing frames ...)
+#   warning - usable, but something was adjusted (frames cut to the GT length ...)
+#   info    - normal for the benchmark, worth knowing (zero-size rows for absent frames ...)
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+LEVELS = (ERROR, WARNING, INFO)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+_FIRST_LINES_SHOWN = 3
+_DIGITS = re.compile(r"(\d+)")
+
+
+def problem(level: str, path: str | Path, message: str) -> str:
+    """One problem string; `path` is the file (or folder) the problem is about."""
+    return f"{level}: {path}: {message}"
+
+
+def problem_level(text: str) -> str:
+    """Level of a problem string; anything without a known prefix counts as an error."""
+    head = text.split(":", 1)[0].strip()
+    return head if head in LEVELS else ERROR
+
+
+def errors(problems: list[str]) -> list[str]:
+    return [p for p in problems if problem_level(p) == ERROR]
+
+
+def natural_key(name: str) -> list:
+    """Sort key where embedded numbers compare as numbers: airplane-2 < airplane-10."""
+    return [int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(name)]
+
+
+# --------------------------------------------------------------------------------------------
+# frames
+
+
+def frame_number(path: str | Path) -> int | None:
+    """Integer file stem (`00000012.jpg` -> 12), None when the stem is not a number."""
+    # string operations, not Path: this runs once per frame of every listed video
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return int(stem) if stem.isdigit() else None
+
+
+def list_frames(folder: str | Path) -> list[Path]:
+    """Image files directly inside `folder`, in display order; [] when the folder is missing.
+
+    Uses one `os.scandir` and no image decoding, so listing a 10k-frame video costs
+    milliseconds. Numbered files sort by their number (so `10.jpg` follows `9.jpg`), others by
+    natural name order after them.
+    """
+    folder = Path(folder)
+    try:
+        with os.scandir(folder) as entries:
+            names = [
+                e.name
+                for e in entries
+                if os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS and e.is_file()
+            ]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+    def key(name: str):
+        number = frame_number(name)
+        return (0, number, name) if number is not None else (1, natural_key(name), name)
+
+    prefix = os.path.join(str(folder), "")
+    # Path(str) is cheaper than folder / name when done tens of thousands of times
+    return [Path(prefix + name) for name in sorted(names, key=key)]
+
+
+def _missing_numbers(frames: list[Path]) -> list[int]:
+    numbers = [frame_number(f.name) for f in frames]
+    if not numbers or any(n is None for n in numbers):
+        return []  # not a numbered sequence: gaps cannot be told
+    present = set(numbers)
+    return [n for n in range(min(numbers), max(numbers) + 1) if n not in present]
+
+
+def check_frames(
+    folder: str | Path, frames: list[Path], n_gt: int, gt_path: str | Path
+) -> tuple[list[Path], list[str]]:
+    """Compare the listed frames with the GT rows; returns (frames cut to the GT length, problems).
+
+    * folder missing / no images / gaps in the numbering / fewer frames than GT rows -> error;
+    * more frames than GT rows -> warning, and the frames are cut to the first `n_gt`
+      (OTB Football1: 81 images, 74 GT lines).
+    With `n_gt == 0` (GT missing or broken) frames are returned as listed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return frames, [problem(ERROR, folder, "frame folder not found")]
+    if not frames:
+        return frames, [problem(ERROR, folder, "no image files in the frame folder")]
+    problems: list[str] = []
+    missing = _missing_numbers(frames)
+    if missing:
+        width, ext = len(frames[0].stem), frames[0].suffix
+        first = ", ".join(f"{n:0{width}d}{ext}" for n in missing[:_FIRST_LINES_SHOWN])
+        problems.append(problem(ERROR, folder, f"{len(missing)} missing frame files (first: {first})"))
+    if n_gt <= 0:
+        return frames, problems
+    if len(frames) < n_gt:
+        problems.append(problem(ERROR, folder, f"{len(frames)} frames for {n_gt} GT rows in {gt_path}"))
+    elif len(frames) > n_gt:
+        problems.append(
+            problem(WARNING, folder, f"{len(frames)} frames for {n_gt} GT rows in {gt_path}; "
+                                     f"frames cut to the first {n_gt}")
+        )
+        frames = frames[:n_gt]
+    return frames, problems
+
+
+# --------------------------------------------------------------------------------------------
+# ground truth and sentences that never raise
+
+
+def _numbered_rows(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """GT values (N, 4 or 8) and the 1-based file line of each row (blank lines are skipped)."""
+    text = read_text(path)
+    values = parse_rows(text, path)
+    lines = np.array([i for i, line in enumerate(text.splitlines(), start=1) if line.strip()], dtype=int)
+    return values, lines
+
+
+def _first_lines(lines: np.ndarray, mask: np.ndarray) -> str:
+    shown = ", ".join(str(int(n)) for n in lines[mask][:_FIRST_LINES_SHOWN])
+    return f"{int(mask.sum())} rows (first lines {shown})"
+
+
+def check_boxes(boxes: np.ndarray, lines: np.ndarray, path: str | Path) -> list[str]:
+    """NaN/inf rows and negative sizes are errors; zero-size rows (absent target) are info."""
+    problems = []
+    not_finite = ~np.isfinite(boxes).all(axis=1)
+    if not_finite.any():
+        problems.append(problem(ERROR, path, f"NaN/inf values in {_first_lines(lines, not_finite)}"))
+    with np.errstate(invalid="ignore"):
+        negative = ~not_finite & ((boxes[:, 2] < 0) | (boxes[:, 3] < 0))
+        zero = ~not_finite & ~negative & ((boxes[:, 2] == 0) | (boxes[:, 3] == 0))
+    if negative.any():
+        problems.append(problem(ERROR, path, f"negative width/height in {_first_lines(lines, negative)}"))
+    if zero.any():
+        problems.append(problem(INFO, path, f"zero-size boxes (target absent) in {_first_lines(lines, zero)}"))
+    return problems
+
+
+def load_boxes(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """GT boxes (N, 4) x,y,w,h (polygons converted) and problems; never raises.
+
+    A missing or unparseable file gives an empty (0, 4) array and an error naming the file.
+    """
+    try:
+        values, lines = _numbered_rows(path)
+    except DataError as exc:
+        return np.zeros((0, 4)), [f"{ERROR}: {exc}"]
+    if values.shape[1] == 8:
+        values = polygons_to_boxes(values)
+    elif values.shape[1] != 4:
+        return np.zeros((0, 4)), [
+            problem(ERROR, path, f"expected 4 (x,y,w,h) or 8 (polygon) values per line, got {values.shape[1]}")
+        ]
+    if len(values) == 0:
+        return values, [problem(ERROR, path, "no boxes in the GT file")]
+    return values, check_boxes(values, lines, path)
+
+
+def load_flags(path: str | Path, n_gt: int) -> tuple[np.ndarray | None, list[str]]:
+    """0/1 flags checked against the GT length; (None, [error]) when missing, broken or off-length."""
+    try:
+        flags = read_flags(path)
+    except DataError as exc:
+        return None, [f"{ERROR}: {exc}"]
+    if n_gt and len(flags) != n_gt:
+        return None, [problem(ERROR, path, f"{len(flags)} flags for {n_gt} GT rows")]
+    return flags, []
+
+
+def load_sentence(path: str | Path) -> tuple[str, list[str]]:
+    """The sentence of a language file (stripped) and problems; never raises."""
+    try:
+        sentence = read_sentence(path)
+    except DataError as exc:
+        return "", [f"{ERROR}: {exc}"]
+    if not sentence:
+        return "", [problem(ERROR, path, "empty sentence")]
+    return sentence, []
+
+
+# --------------------------------------------------------------------------------------------
+# selection and usability
+
+
+def select_names(available: list[str], wanted: list[str] | None) -> tuple[list[str], list[str]]:
+    """(names kept in `available` order, wanted names that are not available)."""
+    if wanted is None:
+        return list(available), []
+    have = set(available)
+    wanted_set = set(wanted)
+    return [n for n in available if n in wanted_set], [n for n in wanted if n not in have]
+
+
+def missing_sequence(name: str, path: str | Path, dataset: str, what: str = "sequence folder not found") -> Sequence:
+    """Placeholder for a listed sequence that is not on disk, so the run can report it."""
+    return Sequence(name=name, frames=[], boxes=np.zeros((0, 4)), dataset=dataset,
+                    problems=[problem(ERROR, path, what)])
+
+
+def usability_reasons(seq: Sequence, require_frames: bool = True) -> list[str]:
+    """Why `seq` cannot be used ([] = usable).
+
+    Usable means: no error-level problem, at least one GT row, a non-empty sentence and,
+    when frames are required, at least as many frames as GT rows.
+    """
+    reasons = errors(seq.problems)
+    if len(seq.boxes) == 0:
+        reasons.append("no GT boxes")
+    if not seq.language.strip():
+        reasons.append("no sentence")
+    if require_frames and len(seq.frames) < len(seq.boxes):
+        reasons.append(f"{len(seq.frames)} frames for {len(seq.boxes)} GT rows")
+    return reasons
