@@ -59,6 +59,11 @@ class TextConfig:
     pooling: Literal["full", "eos_only", "wo_pad"] = "full"
     frozen: bool = True
     weights: Optional[str] = None  # local file with CLIP weights; never downloaded
+    # OpenAI CLIP (the paper's ViT-L/14) was trained with QuickGELU; open_clip's plain configs use GELU
+    quick_gelu: bool = True
+    # False = no CLIP tower: text enters as precomputed per-token hidden states of width `width`
+    # (parity fixtures, cached features); encoding raw sentences is then an error
+    tower: bool = True
 
 
 @dataclass
@@ -152,6 +157,9 @@ class TrackerConfig:
     letterbox_global: Optional[bool] = None
     global_window: Optional[bool] = None  # None = reference behaviour (window in global too)
     hysteresis: int = 0  # consecutive empty-S frames before going global (0 = reference: 1)
+    # view geometry: map boxes back with the exact view transform (crop origin rounding
+    # included) and cut views with mvlm.data.crops as training does; None = on in corrected
+    exact_mapping: Optional[bool] = None
     clip_margin: float = 10.0
 
     def resolved_fixes(self) -> dict[str, bool]:
@@ -206,6 +214,9 @@ class SamplingConfig:
     scale_jitter: float = 0.25
     hflip: float = 0.5
     dataset_ratios: dict[str, float] = field(default_factory=dict)
+    letterbox_share: float = 0.5  # of the global views, share letterboxed (rest stretched)
+    brightness_jitter: float = 0.2  # brightness factor drawn from U(1 - j, 1 + j) per sample
+    frame_cache_mb: int = 512  # decoded-frame LRU per data process (0 = no cache)
 
 
 @dataclass
@@ -217,6 +228,8 @@ class LossConfig:
     cm_temperature: float = 1.0
     cm_top_k: int = 10
     align_inference_signal: bool = False
+    # box losses on the box decoded at the GT cell (default) or at the predicted argmax (reference)
+    box_at: Literal["gt_cell", "argmax"] = "gt_cell"
 
 
 @dataclass
@@ -232,23 +245,62 @@ class TrainConfig:
     text_lr_mult: float = 1.0
     weight_decay: float = 0.05
     lr_drop_epoch: int = 0  # 0 = no step
+    schedule: Literal["step", "cosine"] = "step"  # after warmup: step at lr_drop_epoch, or cosine by steps
+    lr_drop_gamma: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 50
     grad_clip: float = 1.0
     bf16: bool = True
     seed: int = 0
     num_workers: int = 0
     max_minutes: float = 0.0  # 0 = no wall-clock cap
+    device: str = "auto"  # auto = cuda:LOCAL_RANK when a GPU is there, else cpu
+    threads: int = 0  # torch CPU threads per process (0 = torch's default)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
 
 
 @dataclass
+class DatasetSpec:
+    """One dataset to evaluate: loader name, root folder, the modes to run on it."""
+
+    loader: str = "lasot"
+    root: str = "data/synth/test"
+    split: Optional[str] = None
+    modes: list[str] = field(default_factory=lambda: ["tf", "bbox"])
+    optional: bool = False  # a missing root is reported and skipped instead of failing the stage
+    default_text: Optional[str] = None  # sentence for sequences that have none (e.g. plain OTB)
+    profile: Optional[str] = None  # scoring profile; None = evaluate.profile
+
+
+@dataclass
 class EvaluateConfig:
-    datasets: dict[str, str] = field(default_factory=lambda: {"synth": "data/synth/test"})
+    datasets: dict[str, DatasetSpec] = field(
+        default_factory=lambda: {"synth": DatasetSpec()}
+    )
     profile: str = "vl_python"
     workers: int = 1
     device: str = "cpu"
+    results_dir: str = "results"
+    # checkpoints per mode; empty = the train stage's final checkpoint of that mode
+    checkpoints: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AblateConfig:
+    """Confidence-term ablations: each variant is a set of tracker overrides."""
+
+    dataset: str = "synth"
+    modes: list[str] = field(default_factory=lambda: ["tf"])
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class ReportConfig:
+    out_dir: str = "reports"
+    timelines: int = 4  # sequences shown in the gate timeline figure
+    profile: str = "vl_python"
 
 
 # --------------------------------------------------------------------------------------------
