@@ -1,0 +1,100 @@
+"""`mvlm demo`: track a target described in words on a video, a frame folder or a webcam."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from mvlm.demo import (BackgroundServer, DemoError, FrameBroadcaster, load_tracker, open_source,
+                       parse_box, run_demo, stream_app)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        init_box = parse_box(args.init_box)
+        source = open_source(video=args.video, frames=args.frames, webcam=args.webcam)
+        loaded = load_tracker(args.checkpoint, preset=args.preset, tracker_preset=args.tracker_preset,
+                              compat=args.compat, device=args.device, seed=args.seed)
+    except (ValueError, OSError) as exc:
+        print(f"mvlm demo: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model: {loaded.description}", file=sys.stderr)
+    if loaded.random_init:
+        print("WARNING: no --checkpoint given: using a random-init network; boxes are not meaningful",
+              file=sys.stderr)
+    print(f"source: {source.name} ({source.frame_count if source.frame_count > 0 else '?'} frames, "
+          f"{source.fps:.1f} fps)", file=sys.stderr)
+
+    broadcaster = server = None
+    if args.stream_port:
+        broadcaster = FrameBroadcaster()
+        try:
+            server = BackgroundServer(stream_app(broadcaster), args.stream_host, args.stream_port).start()
+        except DemoError as exc:
+            print(f"mvlm demo: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"live MJPEG: {server.url}  (stream at {server.url}stream)", file=sys.stderr)
+
+    def progress(res, fps):
+        if not args.quiet and (res.index % 25 == 0):
+            k = "n/a" if res.kappa is None else f"{res.kappa:+.3f}"
+            print(f"frame {res.index}: box {[round(float(v), 1) for v in res.box]} k={k} "
+                  f"{res.mode} {fps:.1f} FPS", file=sys.stderr)
+
+    try:
+        summary = run_demo(source, loaded.tracker, args.text, init_box, video_out=args.out,
+                           results_out=args.results, broadcaster=broadcaster,
+                           max_frames=args.max_frames, on_frame=progress)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:
+        print(f"mvlm demo: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if broadcaster:
+            broadcaster.close()
+    if server:
+        if args.stream_wait:
+            print("finished; still serving the last frame (Ctrl-C to stop)", file=sys.stderr)
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        server.stop()
+    modes = ", ".join(f"{k}: {v}" for k, v in sorted(summary.modes.items()))
+    print(f"{summary.frames} frames in {summary.seconds:.2f} s ({summary.fps:.1f} FPS overall; "
+          f"modes {modes})", file=sys.stderr)
+    if summary.video:
+        print(f"annotated video: {summary.video}", file=sys.stderr)
+    if summary.results:
+        print(f"results: {summary.results}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="track a target described in words on your own video",
+                       description=__doc__)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", help="video file (decoded with OpenCV)")
+    src.add_argument("--frames", help="folder of frames (or a LaSOT sequence folder with img/)")
+    src.add_argument("--webcam", type=int, metavar="N", help="camera index")
+    p.add_argument("--text", required=True, help="sentence describing the target")
+    p.add_argument("--checkpoint", help="model checkpoint; without it a random-init network is used")
+    p.add_argument("--init-box", metavar="x,y,w,h", help="first-frame box in pixels (template-free if omitted)")
+    p.add_argument("--out", help="annotated video to write (mp4, OpenCV mp4v)")
+    p.add_argument("--results", help="results file: one x,y,w,h line per frame")
+    p.add_argument("--stream-port", type=int, default=0, help="serve live MJPEG on this port")
+    p.add_argument("--stream-host", default="127.0.0.1", help="stream bind address (default loopback)")
+    p.add_argument("--stream-wait", action="store_true", help="keep serving after the last frame")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--compat", default="corrected", choices=["reference", "corrected"])
+    p.add_argument("--preset", default="tiny", help="model preset for a random-init network")
+    p.add_argument("--tracker-preset", choices=["tf", "tf_tnl2k", "bbox"],
+                   help="tracker preset (default: from the checkpoint, else tf)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random-init network")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run)

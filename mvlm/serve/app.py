@@ -1,0 +1,522 @@
+"""`mvlm serve`: a FastAPI app to load a model and a video, then track a sentence live.
+
+One `TrackingSession` per server: the tracker runs in a background thread; the browser polls
+``/api/status`` and ``/api/history`` and fetches the latest annotated JPEG (or ``/api/stream``
+MJPEG). Differences from the reference web UI (digest §6.2) on purpose: loopback by default, no
+CORS, upload names sanitized and size-limited (413), server paths confined to allowed roots,
+each model load builds its configs from scratch (no process-wide config), a sample video
+comes from the embedded generator, relative URLs only (no hard-coded port), the first frame
+is tracked, and changing the sentence re-initializes on the frame on screen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from mvlm.demo import (MJPEG_MEDIA_TYPE, VIDEO_SUFFIXES, DemoError, FpsMeter, FrameBroadcaster,
+                       FrameResult, FrameSource, LoadedTracker, annotate, check_box, check_text,
+                       encode_jpeg, initialize, load_tracker, mjpeg_parts, open_path, status_of, track)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+HISTORY_LIMIT = 200_000  # entries kept for the timeline (a long video at 30 FPS is ~2 h)
+
+
+class _Stopped(Exception):
+    """The tracking thread was asked to stop."""
+
+
+@dataclass
+class ServeConfig:
+    """Where server-side paths may point and how large an upload may be."""
+
+    data_root: Path = Path(".")
+    extra_roots: list[Path] = field(default_factory=list)
+    upload_limit_mb: float = 200.0
+    work_dir: Optional[Path] = None  # uploads and samples; a fresh temp folder when None
+
+    @property
+    def upload_limit_bytes(self) -> int:
+        return int(self.upload_limit_mb * 1024 * 1024)
+
+
+# --------------------------------------------------------------------------------------------
+# request bodies
+
+
+class ModelRequest(BaseModel):
+    preset: str = "tiny"
+    checkpoint: Optional[str] = None
+    tracker_preset: Optional[str] = None
+    compat: str = "corrected"
+    device: str = "cpu"
+    seed: int = 0
+
+
+class PathRequest(BaseModel):
+    path: str
+
+
+class SampleRequest(BaseModel):
+    frames: int = 60
+    width: int = 256
+    height: int = 192
+    seed: int = 0
+
+
+class StartRequest(BaseModel):
+    text: str
+    box: Optional[list[float]] = None
+    realtime: bool = False  # pace at the video's frame rate instead of as fast as possible
+
+
+class SentenceRequest(BaseModel):
+    text: str
+    box: Optional[list[float]] = None
+
+
+# --------------------------------------------------------------------------------------------
+# paths and names
+
+
+class PathPolicy:
+    """Server-side paths must resolve (symlinks followed) inside one of the allowed roots."""
+
+    def __init__(self, roots: list[Path]):
+        self.roots = [Path(r).resolve() for r in roots]
+
+    def resolve(self, user_path: str, what: str = "path") -> Path:
+        if not isinstance(user_path, str) or not user_path.strip() or "\x00" in user_path:
+            raise HTTPException(400, f"{what}: empty or invalid")
+        raw = Path(user_path.strip())
+        if ".." in raw.parts:
+            raise HTTPException(403, f"{what} {user_path!r}: '..' is not allowed")
+        path = (raw if raw.is_absolute() else self.roots[0] / raw).resolve()
+        if not any(path.is_relative_to(root) for root in self.roots):
+            raise HTTPException(403, f"{what} {user_path!r}: outside the allowed roots")
+        if not path.exists():
+            raise HTTPException(404, f"{what} {user_path!r}: not found")
+        return path
+
+
+def safe_upload_name(name: str) -> str:
+    """Last path component, characters outside ``[A-Za-z0-9._-]`` replaced, a unique prefix.
+
+    The extension must be a known video type so the saved file can never be, say, ``.html``.
+    """
+    base = (name or "").replace("\\", "/").split("/")[-1]
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")[-100:]
+    suffix = Path(base).suffix.lower()
+    if not base or suffix not in VIDEO_SUFFIXES:
+        raise HTTPException(400, f"upload {name!r}: expected a video file ({', '.join(VIDEO_SUFFIXES)})")
+    return f"{uuid.uuid4().hex[:8]}_{base}"
+
+
+def make_sample(out_dir: Path, frames: int, width: int, height: int, seed: int) -> tuple[Path, str]:
+    """One sequence from the embedded benchmark generator -> (sequence folder, its sentence)."""
+    from mvlm.data import synthetic
+
+    try:
+        plan = synthetic.plan_sequence(seed, 0, width, height, frames)
+        synthetic.write_sequence(plan, Path(out_dir))
+    except synthetic.SynthError as exc:
+        raise DemoError(f"sample: {exc}") from exc
+    return Path(out_dir) / plan.target.shape / plan.name, plan.sentence
+
+
+# --------------------------------------------------------------------------------------------
+# the session
+
+
+class TrackingSession:
+    """Model, video and tracking thread of one server. Public methods are thread-safe."""
+
+    def __init__(self, cfg: ServeConfig):
+        self.cfg = cfg
+        self.work_dir = Path(cfg.work_dir or tempfile.mkdtemp(prefix="mvlm-serve-"))
+        self.upload_dir = self.work_dir / "uploads"
+        self.sample_dir = self.work_dir / "samples"
+        for d in (self.upload_dir, self.sample_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.paths = PathPolicy([cfg.data_root, *cfg.extra_roots, self.upload_dir, self.sample_dir])
+        self.broadcaster = FrameBroadcaster()
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self.loaded: Optional[LoadedTracker] = None
+        self.source: Optional[FrameSource] = None
+        self.video_info: Optional[dict] = None
+        self.first_jpeg: Optional[bytes] = None
+        self.suggested_text = ""
+        self.state = "idle"  # idle | running | paused | finished | stopped | error
+        self.error: Optional[str] = None
+        self.text = ""
+        self.last: Optional[FrameResult] = None
+        self.fps = 0.0
+        self.run_id = 0
+        self.history: list[dict] = []
+        self._pending: Optional[tuple[str, Optional[np.ndarray]]] = None
+        self._paused = False
+        self._parked = False  # the thread waits between frames while paused
+        self._stop = False
+        self._thread: Optional[threading.Thread] = None
+
+    # ---- loading ------------------------------------------------------------------------
+
+    def _require_idle(self) -> None:
+        if self.state in ("running", "paused"):
+            raise HTTPException(409, "tracking is running: stop it first")
+
+    def load_model(self, req: ModelRequest) -> dict:
+        with self._lock:
+            self._require_idle()
+        checkpoint = str(self.paths.resolve(req.checkpoint, "checkpoint")) if req.checkpoint else None
+        try:
+            loaded = load_tracker(checkpoint, preset=req.preset, tracker_preset=req.tracker_preset,
+                                  compat=req.compat, device=req.device, seed=req.seed)
+        except DemoError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        except Exception as exc:  # a broken checkpoint must not kill the server
+            raise HTTPException(400, f"cannot load model: {exc}") from exc
+        with self._lock:
+            self._require_idle()
+            self.loaded = loaded
+        return self.model_info()
+
+    def model_info(self) -> Optional[dict]:
+        m = self.loaded
+        if m is None:
+            return None
+        return {"description": m.description, "random_init": m.random_init, "preset": m.model_preset,
+                "tracker_preset": m.tracker_preset, "compat": m.compat, "device": m.device}
+
+    def load_video(self, path: Path, label: str, suggested_text: str = "") -> dict:
+        try:
+            source = open_path(path)
+            first = source.first_frame()
+        except DemoError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        with self._lock:
+            self._require_idle()
+            self.source = source
+            self.first_jpeg = encode_jpeg(first, 90)
+            h, w = first.shape[:2]
+            self.video_info = {"name": label, "frame_count": source.frame_count, "fps": round(source.fps, 3),
+                               "width": w, "height": h}
+            self.suggested_text = suggested_text
+            self.state, self.error, self.last = "idle", None, None
+        return {**self.video_info, "suggested_text": suggested_text}
+
+    # ---- tracking control -----------------------------------------------------------------
+
+    def start(self, req: StartRequest) -> dict:
+        with self._lock:
+            self._require_idle()
+            if self.loaded is None:
+                raise HTTPException(409, "load a model first")
+            if self.source is None:
+                raise HTTPException(409, "load a video first")
+            try:
+                text = check_text(req.text)
+                box = None if req.box is None else check_box(
+                    req.box, "box", (self.video_info["height"], self.video_info["width"]))
+            except DemoError as exc:
+                raise HTTPException(400, str(exc)) from exc
+            self.run_id += 1
+            self.history, self.last, self.error, self.fps = [], None, None, 0.0
+            self.text, self._pending, self._paused, self._stop = text, None, False, False
+            self.state = "running"
+            self._thread = threading.Thread(
+                target=self._loop, args=(self.source, self.loaded.tracker, text, box, req.realtime, self.run_id),
+                name="mvlm-tracking", daemon=True)
+            self._thread.start()
+        return self.status()
+
+    def pause(self) -> dict:
+        with self._lock:
+            if self.state != "running":
+                raise HTTPException(409, f"cannot pause: tracking is {self.state}")
+            self._paused, self.state = True, "paused"
+            self._wake.notify_all()
+            # return once the frame in flight is recorded: after this, nothing advances
+            self._wake.wait_for(lambda: self._parked or self.state != "paused", timeout=60)
+        return self.status()
+
+    def resume(self) -> dict:
+        with self._lock:
+            if self.state != "paused":
+                raise HTTPException(409, f"cannot resume: tracking is {self.state}")
+            self._paused, self.state = False, "running"
+            self._wake.notify_all()
+        return self.status()
+
+    def stop(self) -> dict:
+        with self._lock:
+            thread = self._thread
+            self._stop = True
+            self._wake.notify_all()
+        if thread is not None:
+            thread.join(timeout=30)
+        with self._lock:
+            if self.state in ("running", "paused"):
+                self.state = "stopped"
+        return self.status()
+
+    def switch_sentence(self, req: SentenceRequest) -> dict:
+        with self._lock:
+            if self.state not in ("running", "paused"):
+                raise HTTPException(409, f"cannot change the sentence: tracking is {self.state}")
+            try:
+                text = check_text(req.text)
+                box = None if req.box is None else check_box(
+                    req.box, "box", (self.video_info["height"], self.video_info["width"]))
+            except DemoError as exc:
+                raise HTTPException(400, str(exc)) from exc
+            self._pending = (text, box)
+            self._wake.notify_all()
+        return {"queued": True, "text": text}
+
+    # ---- the thread -----------------------------------------------------------------------
+
+    def _record(self, frame: np.ndarray, res: FrameResult, text: str, meter: FpsMeter, event: Optional[str],
+                run_id: int) -> None:
+        fps = meter.tick()
+        jpeg = encode_jpeg(annotate(frame, res, text, fps))
+        with self._lock:
+            if run_id != self.run_id:
+                return
+            self.last, self.fps, self.text = res, fps, text
+            if len(self.history) < HISTORY_LIMIT:
+                kappa = res.kappa if res.kappa is not None and np.isfinite(res.kappa) else None
+                self.history.append({"frame": res.index, "kappa": kappa, "mode": res.mode, "event": event})
+        self.broadcaster.publish(jpeg, status_of(res, text, fps, self.video_info["frame_count"]))
+
+    def _between_frames(self, due: float) -> Optional[tuple[str, Optional[np.ndarray]]]:
+        """Wait for pacing / while paused; return a queued sentence switch; `_Stopped` on stop."""
+        with self._lock:
+            while True:
+                if self._stop:
+                    raise _Stopped
+                if self._pending is not None:
+                    pending, self._pending = self._pending, None
+                    return pending
+                now = time.perf_counter()
+                if not self._paused and now >= due:
+                    self._parked = False
+                    return None
+                if self._paused and not self._parked:
+                    self._parked = True
+                    self._wake.notify_all()
+                self._wake.wait(timeout=0.05 if self._paused else min(0.05, due - now))
+
+    def _loop(self, source: FrameSource, tracker: Any, text: str, box: Optional[np.ndarray],
+              realtime: bool, run_id: int) -> None:
+        meter = FpsMeter()
+        period = 1.0 / source.fps if realtime else 0.0
+        due = time.perf_counter()
+        frames = source.frames()
+        outcome, error = "finished", None
+        try:
+            for index, frame in enumerate(frames):
+                if index == 0:
+                    self._record(frame, initialize(tracker, frame, text, box, 0), text, meter, "init", run_id)
+                else:
+                    self._record(frame, track(tracker, frame, index), text, meter, None, run_id)
+                # never "catch up" with a burst after a pause or a slow frame
+                due = max(due + period, time.perf_counter()) if period else due
+                # sentence switches re-initialize on this (displayed) frame, even while paused
+                while (switch := self._between_frames(due)) is not None:
+                    text, new_box = switch
+                    res = initialize(tracker, frame, text, new_box, index)
+                    self._record(frame, res, text, meter, "switch", run_id)
+        except _Stopped:
+            outcome = "stopped"
+        except Exception as exc:  # surfaced in /api/status instead of dying silently
+            outcome, error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            frames.close()  # releases the VideoCapture now, not at garbage collection
+            with self._lock:
+                self._parked = False
+                if run_id == self.run_id and self.state in ("running", "paused"):
+                    self.state, self.error = outcome, error
+                self._wake.notify_all()
+
+    # ---- views ----------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        with self._lock:
+            last = self.last
+            out = {
+                "state": self.state,
+                "error": self.error,
+                "run": self.run_id,
+                "model": self.model_info(),
+                "video": self.video_info,
+                "suggested_text": self.suggested_text,
+                "text": self.text,
+                "frame": None if last is None else last.index,
+                "frames_done": len(self.history),
+                "total_frames": None if self.video_info is None else self.video_info["frame_count"],
+                "fps": round(self.fps, 2),
+                "history_len": len(self.history),
+            }
+            if last is not None:
+                s = status_of(last, self.text, self.fps, out["total_frames"] or -1)
+                out.update(box=s["box"], kappa=s["kappa"], mode=s["mode"], next_mode=s["next_mode"])
+            else:
+                out.update(box=None, kappa=None, mode=None, next_mode=None)
+            return out
+
+    def history_since(self, since: int) -> dict:
+        with self._lock:
+            since = max(0, since)
+            return {"run": self.run_id, "items": self.history[since:], "next": len(self.history)}
+
+
+# --------------------------------------------------------------------------------------------
+# the app
+
+
+async def _save_upload(request: Request, dest: Path, limit: int) -> int:
+    """Stream the request body to `dest`; 413 (and no file left) past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"upload of {int(declared)} bytes exceeds the limit of {limit} bytes")
+    size = 0
+    try:
+        with open(dest, "wb") as fh:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, f"upload exceeds the limit of {limit} bytes")
+                fh.write(chunk)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        dest.unlink(missing_ok=True)
+        raise HTTPException(400, "upload is empty")
+    return size
+
+
+def create_app(cfg: ServeConfig | None = None) -> FastAPI:
+    """The UI app; `app.state.session` is its `TrackingSession`."""
+    cfg = cfg or ServeConfig()
+    session = TrackingSession(cfg)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        session.stop()
+        session.broadcaster.close()
+
+    app = FastAPI(title="mvlm serve", lifespan=lifespan)
+    app.state.session = session
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/status")
+    def status() -> dict:
+        return session.status()
+
+    @app.get("/api/history")
+    def history(since: int = 0) -> dict:
+        return session.history_since(since)
+
+    @app.get("/api/presets")
+    def presets() -> dict:
+        from mvlm.config import MODEL_PRESETS, TRACKER_PRESETS
+
+        return {"model": list(MODEL_PRESETS), "tracker": list(TRACKER_PRESETS),
+                "compat": ["corrected", "reference"], "upload_limit_mb": cfg.upload_limit_mb,
+                "data_root": str(Path(cfg.data_root).resolve())}
+
+    @app.post("/api/model")
+    def load_model(req: ModelRequest) -> dict:
+        return session.load_model(req)
+
+    @app.post("/api/video/path")
+    def video_path(req: PathRequest) -> dict:
+        path = session.paths.resolve(req.path, "video path")
+        return session.load_video(path, req.path)
+
+    @app.post("/api/video/upload")
+    async def video_upload(request: Request, filename: str = Query(...)) -> dict:
+        name = safe_upload_name(filename)
+        dest = session.upload_dir / name
+        size = await _save_upload(request, dest, cfg.upload_limit_bytes)
+        try:
+            info = session.load_video(dest, name)
+        except HTTPException:
+            dest.unlink(missing_ok=True)
+            raise
+        return {**info, "bytes": size}
+
+    @app.post("/api/video/sample")
+    def video_sample(req: SampleRequest) -> dict:
+        if not (2 <= req.frames <= 2000 and 32 <= req.width <= 1920 and 32 <= req.height <= 1080):
+            raise HTTPException(400, "sample: frames 2..2000, width 32..1920, height 32..1080")
+        out = session.sample_dir / f"seed{req.seed}_{req.frames}x{req.width}x{req.height}"
+        try:
+            seq_dir, sentence = make_sample(out, req.frames, req.width, req.height, req.seed)
+        except (ImportError, AttributeError) as exc:
+            raise HTTPException(501, f"the sample generator is not available: {exc}") from exc
+        return session.load_video(seq_dir, f"sample {seq_dir.name} (seed {req.seed})", sentence)
+
+    @app.get("/api/video/first_frame")
+    def first_frame() -> Response:
+        if session.first_jpeg is None:
+            raise HTTPException(404, "no video loaded")
+        return Response(session.first_jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/track/start")
+    def start(req: StartRequest) -> dict:
+        return session.start(req)
+
+    @app.post("/api/track/pause")
+    def pause() -> dict:
+        return session.pause()
+
+    @app.post("/api/track/resume")
+    def resume() -> dict:
+        return session.resume()
+
+    @app.post("/api/track/stop")
+    def stop() -> dict:
+        return session.stop()
+
+    @app.post("/api/track/sentence")
+    def sentence(req: SentenceRequest) -> dict:
+        return session.switch_sentence(req)
+
+    @app.get("/api/frame.jpg")
+    def frame() -> Response:
+        seq, jpeg = session.broadcaster.latest()
+        if jpeg is None:
+            raise HTTPException(404, "no tracked frame yet")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Frame-Seq": str(seq)})
+
+    @app.get("/api/stream")
+    def stream() -> StreamingResponse:
+        return StreamingResponse(mjpeg_parts(session.broadcaster), media_type=MJPEG_MEDIA_TYPE)
+
+    @app.exception_handler(DemoError)
+    async def demo_error(request: Request, exc: DemoError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    return app
