@@ -1,0 +1,471 @@
+"""Checkpoint I/O that never runs code from a file (digest §1.6).
+
+Reading
+- safetensors: tensors + string metadata (what this suite writes).
+- torch zip archives (`torch.save`, e.g. the released `MVLM_TF.pth.tar`): `data.pkl` is read by
+  `SafeUnpickler`, which admits only tensor rebuild functions, storage types and plain
+  containers. Every other class (the authors' `AverageMeter`, `Settings`, ...) becomes an inert
+  `Opaque` record: nothing is imported, nothing is called.
+- legacy (pre-zip) torch files: `torch.load(weights_only=True)`.
+
+Writing: safetensors with metadata {preset, model_config (JSON), mode, tracker_preset}; frozen
+text-tower weights are never written (they are not in the model's state_dict).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import io
+import json
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mvlm.config import ConfigError, ModelConfig, model_config, to_dict
+
+FORMAT_VERSION = "1"
+STATE_KEYS = ("net", "state_dict", "model", "module")  # where training dicts keep the weights
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit the model; the message names the file."""
+
+
+# --------------------------------------------------------------------------------------------
+# restricted unpickling of torch zip archives
+
+
+class Opaque:
+    """Inert stand-in for a pickled object of a class we refuse to import."""
+
+    qualname = "?"
+
+    def __new__(cls, *args, **kwargs):
+        obj = object.__new__(cls)
+        obj.__dict__.update(args=args, kwargs=kwargs, state=None, items={}, elements=[])
+        return obj
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __setitem__(self, key, value):  # SETITEMS on dict subclasses
+        self.items[key] = value
+
+    def append(self, value):  # APPENDS on list subclasses
+        self.elements.append(value)
+
+    def extend(self, values):
+        self.elements.extend(values)
+
+    def __repr__(self) -> str:
+        return f"<opaque {self.qualname}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class _StorageType:
+    dtype: torch.dtype
+
+
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool, "UntypedStorage": torch.uint8,
+}
+
+
+def _rebuild_tensor(storage, offset, size, stride, *_ignored) -> torch.Tensor:
+    if not isinstance(storage, torch.Tensor):
+        raise pickle.UnpicklingError("tensor record without a storage")
+    return torch.as_strided(storage, tuple(size), tuple(stride), int(offset))
+
+
+def _rebuild_parameter(data, *_ignored) -> torch.Tensor:
+    return data
+
+
+def _rebuild_from_type(func, _new_type, args, _state) -> Any:
+    return func(*args)
+
+
+_ALLOWED = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch", "Size"): tuple,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "slice"): slice,
+    ("builtins", "complex"): complex,
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler for a torch zip archive's data.pkl: storages come from the archive's records,
+    only allow-listed callables exist, every other global becomes an `Opaque` subclass."""
+
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str):
+        super().__init__(file)
+        self.archive = archive
+        self.prefix = prefix
+        self.storages: dict[str, torch.Tensor] = {}
+        self.opaque_classes: set[str] = set()
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        qualname = f"{module}.{name}"
+        self.opaque_classes.add(qualname)
+        return type(name, (Opaque,), {"qualname": qualname})
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unsupported persistent record {pid!r:.80}")
+        storage_type, key, _location, numel = pid[1:5]
+        if not isinstance(storage_type, _StorageType):
+            raise pickle.UnpicklingError(f"unsupported storage type {storage_type!r}")
+        key = str(key)
+        if key not in self.storages:
+            data = self.archive.read(f"{self.prefix}/data/{key}")
+            dtype = storage_type.dtype
+            if not data:
+                self.storages[key] = torch.empty(0, dtype=dtype)
+            else:
+                self.storages[key] = torch.frombuffer(bytearray(data), dtype=dtype)
+        return self.storages[key]
+
+
+def _read_torch_zip(path: Path) -> tuple[Any, set[str]]:
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+        if not pkls:
+            if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+                raise CheckpointError(f"{path}: a TorchScript archive, not a state dict; export a "
+                                      "state dict (safetensors) instead")
+            raise CheckpointError(f"{path}: zip file without data.pkl: not a torch checkpoint")
+        prefix = pkls[0].split("/")[0]
+        order = f"{prefix}/byteorder"
+        if order in names and archive.read(order).decode().strip() != "little":
+            raise CheckpointError(f"{path}: big-endian torch archives are not supported")
+        unpickler = SafeUnpickler(io.BytesIO(archive.read(pkls[0])), archive, prefix)
+        return unpickler.load(), unpickler.opaque_classes
+
+
+def _is_safetensors(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def read_checkpoint(path: str | Path) -> tuple[Any, dict]:
+    """Load a file's content without executing anything. Returns (object, info) where info has
+    `format` (safetensors | torch-zip | torch-legacy), `metadata` (safetensors) and
+    `opaque_classes` (classes that were replaced by inert records)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        if _is_safetensors(path):
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as fh:
+                metadata = fh.metadata() or {}
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            return tensors, {"format": "safetensors", "metadata": metadata, "opaque_classes": []}
+        if zipfile.is_zipfile(path):
+            obj, opaque = _read_torch_zip(path)
+            return obj, {"format": "torch-zip", "metadata": {}, "opaque_classes": sorted(opaque)}
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return obj, {"format": "torch-legacy", "metadata": {}, "opaque_classes": []}
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every reader failure becomes one clear message
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint (truncated or corrupt file, or not a checkpoint): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The tensors of a training dict (`net`/`state_dict`/`model`/`module`) or a bare state dict,
+    with a DDP `module.` prefix removed."""
+    while isinstance(obj, dict) and not _all_tensors(obj):
+        key = next((k for k in STATE_KEYS if isinstance(obj.get(k), dict)), None)
+        if key is None:
+            bad = [f"{k}: {type(v).__name__}" for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+            raise CheckpointError(f"{source}: no state dict found (looked for {', '.join(STATE_KEYS)}); "
+                                  f"non-tensor entries: {', '.join(bad[:6])}")
+        obj = obj[key]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{source}: expected a dict of tensors, got {type(obj).__name__}")
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def _all_tensors(d: dict) -> bool:
+    return bool(d) and all(isinstance(v, torch.Tensor) for v in d.values())
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """State dict of any supported file (see `read_checkpoint`)."""
+    obj, _ = read_checkpoint(path)
+    return extract_state_dict(obj, str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# key checks
+
+
+@dataclasses.dataclass
+class KeyReport:
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]  # "key: file (..) vs model (..)"
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self, limit: int = 10) -> str:
+        parts = []
+        for name, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                           ("mis-shaped", self.mismatched)):
+            if keys:
+                more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+                parts.append(f"{len(keys)} {name}: {', '.join(keys[:limit])}{more}")
+        return "; ".join(parts) or "all keys match"
+
+
+def compare_keys(expected: dict[str, tuple], state: dict[str, torch.Tensor]) -> KeyReport:
+    """Compare a state dict with the model's expected {key: shape}."""
+    return KeyReport(
+        missing=[k for k in expected if k not in state],
+        unexpected=[k for k in state if k not in expected],
+        mismatched=[f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k])}"
+                    for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k])],
+    )
+
+
+def expected_shapes(model: nn.Module) -> dict[str, tuple]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load with every key and shape checked first; the error lists all that is wrong."""
+    report = compare_keys(expected_shapes(model), state)
+    if not report.ok:
+        raise CheckpointError(f"{source}: does not fit the model: {report.describe()}")
+    model.load_state_dict(state, strict=True)
+
+
+# --------------------------------------------------------------------------------------------
+# 3-channel Fast-iTPN pretrained file -> 6-channel encoder body
+
+
+def expand_patch_embed(weight: torch.Tensor, in_chans: int, rule: str, init: torch.Tensor) -> torch.Tensor:
+    """(C, 3, k, k) RGB kernel -> (C, in_chans, k, k).
+
+    halfcopy: W/2 in both halves (duplicated RGB input gives the pretrained response W·x);
+    copy: W in both halves; random: W in the first half, `init` (the fresh kernel) elsewhere.
+    """
+    reps = in_chans // weight.shape[1]
+    if weight.shape[1] == in_chans:
+        return weight
+    if in_chans % weight.shape[1]:
+        raise CheckpointError(f"patch embed has {weight.shape[1]} input channels, cannot fill {in_chans}")
+    if rule == "halfcopy":
+        return torch.cat([weight / reps] * reps, dim=1)
+    if rule == "copy":
+        return torch.cat([weight] * reps, dim=1)
+    if rule == "random":
+        out = init.clone()
+        out[:, : weight.shape[1]] = weight
+        return out
+    raise CheckpointError(f"unknown patch-embed rule {rule!r} (halfcopy, copy, random)")
+
+
+def resize_pos_grid(grid: torch.Tensor, side: int) -> torch.Tensor:
+    """(g, g, D) grid -> (side*side, D): top-left side×side crop when smaller, bicubic
+    interpolation (align_corners=True) when larger."""
+    g = grid.shape[0]
+    if side <= g:
+        return grid[:side, :side].reshape(side * side, -1)
+    img = grid.permute(2, 0, 1).unsqueeze(0).float()  # (1, D, g, g)
+    img = F.interpolate(img, size=(side, side), mode="bicubic", align_corners=True)
+    return img[0].permute(1, 2, 0).reshape(side * side, -1).to(grid.dtype)
+
+
+def convert_pos_embed(pos: torch.Tensor, search_side: int, template_side: int) -> torch.Tensor:
+    """Pretrained square pos table (1, g², D) (a leading CLS row is dropped) -> (1, Ns+Nt, D)."""
+    n = pos.shape[1]
+    g = int(round(n ** 0.5))
+    if g * g != n:
+        g = int(round((n - 1) ** 0.5))
+        if g * g != n - 1:
+            raise CheckpointError(f"pos_embed with {n} rows is not a square grid")
+        pos = pos[:, 1:]
+    grid = pos[0].reshape(g, g, -1)
+    return torch.cat([resize_pos_grid(grid, search_side), resize_pos_grid(grid, template_side)]).unsqueeze(0)
+
+
+def convert_pretrained_backbone(state: dict[str, torch.Tensor], body: nn.Module, rule: str) -> dict[str, torch.Tensor]:
+    """Fit a Fast-iTPN pretrained state dict (3 channels, square 2-D pos table) to `body`."""
+    for prefix in ("encoder.body.", "backbone.", "body."):
+        if any(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            break
+    state = dict(state)
+    own = body.state_dict()
+    key = "patch_embed.proj.weight"
+    if key in state:
+        state[key] = expand_patch_embed(state[key], own[key].shape[1], rule, own[key])
+    if "pos_embed" in state and state["pos_embed"].shape != own["pos_embed"].shape:
+        cfg = body.cfg
+        state["pos_embed"] = convert_pos_embed(state["pos_embed"], cfg.search_size // 16, cfg.template_size // 16)
+    return state
+
+
+def load_pretrained_backbone(model: nn.Module, path: str | Path, rule: str = "halfcopy") -> KeyReport:
+    """Load a 3-channel Fast-iTPN file into `model.encoder.body` (module/model nesting allowed).
+    Extra keys of the pretraining (heads, FPN) are ignored; mis-shaped keys are an error."""
+    body = model.encoder.body
+    state = convert_pretrained_backbone(read_state_dict(path), body, rule)
+    report = compare_keys(expected_shapes(body), state)
+    if report.mismatched:
+        raise CheckpointError(f"{path}: pretrained backbone does not fit the encoder: {report.describe()}")
+    if len(report.missing) == len(expected_shapes(body)):
+        raise CheckpointError(f"{path}: no Fast-iTPN encoder keys found ({report.describe(5)})")
+    body.load_state_dict({k: v for k, v in state.items() if k not in report.unexpected}, strict=False)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# suite checkpoints
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, mode: str = "tf",
+                    tracker_preset: str | None = None, extra: dict[str, str] | None = None) -> Path:
+    """safetensors file with the model's state dict (no frozen text tower) and metadata."""
+    from safetensors.torch import save_file
+
+    if mode not in ("tf", "bbox"):
+        raise CheckpointError(f"mode must be 'tf' or 'bbox', got {mode!r}")
+    cfg: ModelConfig = model.cfg
+    metadata = {
+        "format": "mvlm",
+        "format_version": FORMAT_VERSION,
+        "preset": cfg.preset,
+        "model_config": json.dumps(to_dict(cfg), sort_keys=True),
+        "mode": mode,
+        "tracker_preset": tracker_preset or mode,
+        **{str(k): str(v) for k, v in (extra or {}).items()},
+    }
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+    return path
+
+
+def config_from_metadata(metadata: dict[str, str], source: str) -> ModelConfig:
+    if "model_config" not in metadata:
+        raise CheckpointError(f"{source}: no model_config in the metadata; pass a preset")
+    try:
+        values = json.loads(metadata["model_config"])
+        return model_config(values)
+    except (json.JSONDecodeError, ConfigError) as exc:
+        raise CheckpointError(f"{source}: bad model_config metadata: {exc}") from exc
+
+
+def load_model(path: str | Path, preset: str | None = None, overrides: dict | None = None,
+               text_weights: str | None = None, device: str | torch.device = "cpu"):
+    """Build the network a checkpoint describes and load it strictly -> (MVLMNet, meta).
+
+    Suite checkpoints carry their model config; other files (e.g. the released
+    `MVLM_TF.pth.tar`) need `preset` (and `overrides`). `text_weights` replaces the CLIP file path
+    of a frozen tower (it is not inside the checkpoint). The pretrained backbone file is not
+    loaded: the checkpoint holds the full encoder.
+    """
+    from mvlm.model.net import MVLMNet
+
+    obj, info = read_checkpoint(path)
+    meta = dict(info["metadata"])
+    if preset is not None or "model_config" not in meta:
+        if preset is None:
+            raise CheckpointError(f"{path}: no model config inside ({info['format']} file); pass a preset")
+        cfg = model_config(overrides or {}, preset=preset)
+    else:
+        cfg = config_from_metadata(meta, str(path))
+    cfg = dataclasses.replace(cfg, pretrained_backbone=None)
+    if text_weights is not None:
+        cfg = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, weights=text_weights))
+    state = extract_state_dict(obj, str(path))
+    with torch.device("meta"):  # check keys before paying for real weights (and CLIP)
+        shapes = expected_shapes(MVLMNet(dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, weights=None))))
+    report = compare_keys(shapes, state)
+    if not report.ok:
+        raise CheckpointError(f"{path}: does not fit the model (preset {cfg.preset}): {report.describe()}")
+    if cfg.text.tower and cfg.text.frozen and not cfg.text.weights:
+        warnings.warn(f"{path}: frozen text tower without CLIP weights (text.weights): sentences "
+                      "will be encoded by a randomly initialised tower", stacklevel=2)
+    model = MVLMNet(cfg)
+    load_state_dict_strict(model, state, str(path))
+    meta.setdefault("preset", cfg.preset)
+    meta.setdefault("mode", "tf" if cfg.template_free else "bbox")
+    meta["format"] = info["format"]
+    return model.to(device).eval(), meta
+
+
+def inspect_checkpoint(path: str | Path, preset: str | None = None, overrides: dict | None = None) -> dict:
+    """What a file holds (format, top-level entries, tensor keys/shapes) and, with a preset or
+    suite metadata, how it matches that model (missing / unexpected / mis-shaped keys)."""
+    from mvlm.model.net import MVLMNet
+
+    obj, info = read_checkpoint(path)
+    state = extract_state_dict(obj, str(path))
+    result: dict[str, Any] = {
+        "path": str(path),
+        "format": info["format"],
+        "metadata": info["metadata"],
+        "top_level": sorted(map(str, obj)) if isinstance(obj, dict) and obj is not state else [],
+        "opaque_classes": info["opaque_classes"],
+        "num_tensors": len(state),
+        "num_elements": int(sum(v.numel() for v in state.values())),
+        "keys": {k: [list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in state.items()},
+    }
+    cfg = None
+    if preset is not None:
+        cfg = model_config(overrides or {}, preset=preset)
+    elif "model_config" in info["metadata"]:
+        cfg = config_from_metadata(info["metadata"], str(path))
+    if cfg is not None:
+        cfg = dataclasses.replace(cfg, pretrained_backbone=None, text=dataclasses.replace(cfg.text, weights=None))
+        with torch.device("meta"):
+            model = MVLMNet(cfg)
+        report = compare_keys(expected_shapes(model), state)
+        result["against"] = cfg.preset
+        result["missing"], result["unexpected"], result["mismatched"] = (
+            report.missing, report.unexpected, report.mismatched)
+        result["loads_strictly"] = report.ok
+    return result
