@@ -1,0 +1,222 @@
+"""Run a tracker over a dataset: one result file + `<seq>_meta.json` per sequence, resumable.
+
+* Each sequence is written atomically (boxes file, then meta with ``"complete": true``); with
+  `resume` a sequence whose two files are complete and agree on the frame count is skipped.
+* A failing sequence is recorded (``failures.json`` and the summary) and the others go on.
+* `workers > 1`: that many processes, each builds the network once and runs with one torch
+  thread and one OpenCV thread (so N workers use N cores without oversubscription).
+* Under torchrun (env RANK / WORLD_SIZE) rank r takes sequences[r::world] and writes
+  ``summary.rank<r>.json`` / ``failures.rank<r>.json``.
+* The tracker only ever sees frames, the sentence and — in box mode — the first GT box.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+
+from mvlm.data.sequence import Sequence
+from mvlm.evaluate.results import meta_path, result_path, write_results
+from mvlm.track.tracker import TrackerSpec, build_tracker
+
+_worker_state: dict[str, Any] = {}
+
+
+@dataclass
+class RunOptions:
+    init: Optional[str] = None  # "box" | "language" | None = box for template mode, else language
+    max_frames: int = 0  # 0 = every frame (smoke runs may cap it)
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def init_mode(tracker, options: RunOptions) -> str:
+    mode = options.init or ("language" if tracker.cfg.template_free else "box")
+    if mode not in ("box", "language"):
+        raise ValueError(f"init mode must be 'box' or 'language', got {mode!r}")
+    if mode == "language" and not tracker.cfg.template_free:
+        raise ValueError(f"tracker preset {tracker.cfg.preset!r} uses templates: it needs --init box")
+    return mode
+
+
+def track_sequence(tracker, seq: Sequence, options: RunOptions, info: dict[str, Any]) -> tuple[np.ndarray, dict]:
+    """Track every frame of `seq`: (boxes (N,4) x,y,w,h px, meta). GT is read only for the
+    init box in box mode."""
+    n = len(seq.frames)
+    if options.max_frames:
+        n = min(n, options.max_frames)
+    if n == 0:
+        raise ValueError(f"{seq.name}: sequence has no frames")
+    if not seq.language.strip():
+        raise ValueError(f"{seq.name}: sequence has no language description")
+    mode = init_mode(tracker, options)
+    boxes = np.zeros((n, 4))
+    per_frame: dict[str, list] = {"kappa": [], "mode": [], "n_selected": [], "decode_ms": [], "tracker_ms": []}
+    timings: dict[str, list] = {}
+    start = time.perf_counter()
+    first_raw = None
+    for i in range(n):
+        t0 = time.perf_counter()
+        frame = seq.read_frame(i)
+        t1 = time.perf_counter()
+        if i == 0:
+            res = tracker.initialize(frame, seq.language, box=seq.init_box if mode == "box" else None)
+            first_raw = res.raw_box
+        else:
+            res = tracker.track(frame)
+        t2 = time.perf_counter()
+        boxes[i] = res.box
+        per_frame["kappa"].append(res.kappa)
+        per_frame["mode"].append(res.mode)
+        per_frame["n_selected"].append(res.n_selected)
+        per_frame["decode_ms"].append(round((t1 - t0) * 1e3, 3))
+        per_frame["tracker_ms"].append(round((t2 - t1) * 1e3, 3))
+        for k, v in res.timings.items():
+            timings.setdefault(k, []).append(round(v, 3))
+    seconds = time.perf_counter() - start
+    meta = {
+        "sequence": seq.name, "dataset": seq.dataset, "frames": n, "init": mode,
+        "frame1_box": boxes[0].tolist(), "frame1_raw_box": [float(v) for v in first_raw],
+        "frame1_source": "given_box" if mode == "box" else "global_pass",
+        "language": seq.language, **per_frame, "timings_ms": timings,
+        "fps": n / seconds if seconds > 0 else None, "config": info, "complete": True,
+    }
+    return boxes, meta
+
+
+def is_complete(out_dir: Path, seq: Sequence, options: RunOptions) -> bool:
+    """True when both files exist, the meta says complete and the box count matches."""
+    txt, meta = result_path(out_dir, seq.name), meta_path(out_dir, seq.name)
+    if not (txt.is_file() and meta.is_file()):
+        return False
+    try:
+        info = json.loads(meta.read_text())
+        rows = sum(1 for line in txt.read_text().splitlines() if line.strip())
+    except (OSError, ValueError):
+        return False
+    expected = len(seq.frames) if not options.max_frames else min(len(seq.frames), options.max_frames)
+    return bool(info.get("complete")) and info.get("frames") == rows == expected
+
+
+def _run_one(tracker, info, seq: Sequence, out_dir: Path, options: RunOptions) -> dict:
+    start = time.time()
+    try:
+        boxes, meta = track_sequence(tracker, seq, options, info)
+        write_results(out_dir, seq.name, boxes, meta)
+        return {"sequence": seq.name, "status": "done", "frames": len(boxes), "start": start, "end": time.time()}
+    except Exception as exc:  # one bad sequence must not stop the others
+        return {"sequence": seq.name, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=5), "start": start, "end": time.time()}
+
+
+def _worker_init(spec: TrackerSpec, threads: int) -> None:
+    import cv2
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(1)
+    built = build_tracker(spec)
+    _worker_state.update(tracker=built.tracker, info=built.info)
+
+
+def _worker_run(args: tuple[Sequence, str, RunOptions]) -> dict:
+    seq, out_dir, options = args
+    return _run_one(_worker_state["tracker"], _worker_state["info"], seq, Path(out_dir), options)
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world) from torchrun's environment, (0, 1) outside it."""
+    try:
+        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as exc:
+        raise ValueError(f"RANK/WORLD_SIZE must be integers: {exc}") from exc
+
+
+def run_dataset(
+    sequences: list[Sequence],
+    out_dir: str | Path,
+    spec: TrackerSpec,
+    workers: int = 1,
+    resume: bool = False,
+    options: RunOptions | None = None,
+    on_result: Callable[[dict], None] | None = None,
+    mp_context: str = "spawn",
+) -> dict:
+    """Track `sequences` into `out_dir`; returns (and writes) the summary."""
+    options = options or RunOptions()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = distributed_rank()
+    mine = sequences[rank::world] if world > 1 else list(sequences)
+    todo = [s for s in mine if not (resume and is_complete(out_dir, s, options))]
+    todo_names = {s.name for s in todo}
+    skipped = [s.name for s in mine if s.name not in todo_names]
+    results: list[dict] = []
+    wall0 = time.time()
+    workers = max(1, min(int(workers), len(todo) or 1))
+    if todo and workers == 1:
+        built = build_tracker(spec)
+        for seq in todo:
+            r = _run_one(built.tracker, built.info, seq, out_dir, options)
+            results.append(r)
+            if on_result:
+                on_result(r)
+    elif todo:
+        import torch.multiprocessing as mp
+
+        ctx = mp.get_context(mp_context)
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(spec, 1)) as pool:
+            for r in pool.imap_unordered(_worker_run, [(s, str(out_dir), options) for s in todo]):
+                results.append(r)
+                if on_result:
+                    on_result(r)
+    done = [r for r in results if r["status"] == "done"]
+    failed = [{k: r[k] for k in ("sequence", "error", "traceback")} for r in results if r["status"] == "failed"]
+    frames = sum(r["frames"] for r in done)
+    busy = (max(r["end"] for r in done) - min(r["start"] for r in done)) if done else 0.0
+    summary = {
+        "out_dir": str(out_dir), "rank": rank, "world_size": world, "workers": workers,
+        "sequences": len(mine), "done": [r["sequence"] for r in done], "skipped": skipped,
+        "failed": [f["sequence"] for f in failed], "frames": frames,
+        "tracking_fps": frames / busy if busy > 0 else None,  # excludes worker start-up
+        "wall_seconds": time.time() - wall0, "spec": asdict(spec), "options": asdict(options),
+    }
+    suffix = f".rank{rank}" if world > 1 else ""
+    _atomic_json(out_dir / f"failures{suffix}.json", failed)
+    _atomic_json(out_dir / f"summary{suffix}.json", summary)
+    return summary
+
+
+def print_progress(result: dict) -> None:
+    if result["status"] == "done":
+        secs = result["end"] - result["start"]
+        print(f"{result['sequence']}: {result['frames']} frames, {result['frames'] / max(secs, 1e-9):.1f} FPS",
+              file=sys.stderr)
+    else:
+        print(f"{result['sequence']}: FAILED {result['error']}", file=sys.stderr)
+
+
+def sequences_subset(sequences: Iterable[Sequence], names: Optional[list[str]]) -> list[Sequence]:
+    """Keep `names` (in the given order); unknown names are an error that lists them."""
+    sequences = list(sequences)
+    if not names:
+        return sequences
+    by_name = {s.name: s for s in sequences}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"unknown sequences: {', '.join(missing)}")
+    return [by_name[n] for n in names]

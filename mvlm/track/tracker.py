@@ -1,0 +1,373 @@
+"""The MVLM tracker: one network pass per frame, margin confidence, memory gate (digest §3).
+
+State machine per frame t:
+
+    view_t   = local crop around state_{t−1} (side ⌈√(wh)·search_factor⌉)  if mode_t = local
+             = whole frame                                                   if mode_t = global
+    maps     = net(view_t, templates, text_emb)        (text encoded once per initialize)
+    κ, î     = confidence.frame_confidence(...)        (digest §2)
+    state_t  = clip_box(map_back(b_î))
+    mode_t+1 = local if S_t ≠ ∅ else global  (global only after `hysteresis` empty frames)
+
+Starting:
+
+* box + language (`bbox` preset, or any preset given a box): `initialize` stores the box,
+  the first `track` call is local in template mode, global in template-free mode (as released).
+* language only (template-free, no box): `initialize` runs a GLOBAL pass on the first frame
+  itself and returns that prediction as frame 1's result (`TrackResult.mode == "global"`);
+  nothing from the ground truth is used.
+
+`initialize` always returns a `TrackResult` for the first frame: the prediction (language
+only), or the given box echoed with `mode == "init"` and `kappa None`.
+
+Compatibility: `compat: reference` keeps every quirk (bitwise parity with the released tracker,
+tests/test_parity_tracker.py); `corrected` turns on each fix of `resolve_switches`, each of
+which can be set alone in the TrackerConfig.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from mvlm.config import ConfigError, ModelConfig, TrackerConfig
+from mvlm.data.crops import to_network_input
+from mvlm.track import confidence as conf
+from mvlm.track import mapping
+
+
+class TrackerError(ValueError):
+    """Bad input to the tracker (frame, text, box) or a tracker/model mismatch."""
+
+
+@dataclass
+class TrackResult:
+    """One frame's outcome. Boxes are x, y, w, h in image pixels."""
+
+    box: np.ndarray  # (4,) after clip_box
+    kappa: Optional[float]  # κmvlm of the chosen candidate (None when the box was given)
+    mode: str  # "local" | "global" | "init"
+    next_mode: str  # mode of the next frame
+    n_selected: int  # |S_t|
+    frame_index: int  # 0 = the initialization frame
+    raw_box: np.ndarray  # (4,) before clip_box
+    top1: int = -1  # chosen cell i = gy·F + gx
+    l_top1: float = float("nan")  # windowed centre score of the chosen cell
+    template_updated: bool = False
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frame": self.frame_index, "box": [float(v) for v in self.box],
+            "raw_box": [float(v) for v in self.raw_box], "kappa": self.kappa, "mode": self.mode,
+            "next_mode": self.next_mode, "n_selected": self.n_selected, "top1": self.top1,
+            "l_top1": None if math.isnan(self.l_top1) else self.l_top1,
+            "template_updated": self.template_updated, "timings": self.timings,
+        }
+
+
+def resolve_switches(cfg: TrackerConfig) -> dict[str, Any]:
+    """Every compatibility switch as a concrete value (explicit, else by `compat`)."""
+    fixes = dict(cfg.resolved_fixes())
+    corrected = cfg.compat == "corrected"
+    fixes["exact_mapping"] = corrected if cfg.exact_mapping is None else bool(cfg.exact_mapping)
+    fixes["hysteresis"] = max(1, int(cfg.hysteresis))
+    return fixes
+
+
+def _check_frame(frame: Any) -> np.ndarray:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        desc = f"{type(frame).__name__} {getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}"
+        raise TrackerError(f"frame must be an RGB uint8 array (H, W, 3), got {desc.strip()}")
+    if frame.shape[0] < 2 or frame.shape[1] < 2:
+        raise TrackerError(f"frame of size {frame.shape[1]}x{frame.shape[0]} is too small to track in")
+    return frame
+
+
+def _check_box(box: Any, frame: np.ndarray) -> np.ndarray:
+    b = np.asarray(box, dtype=np.float64).reshape(-1)
+    if b.size != 4 or not np.isfinite(b).all() or b[2] <= 0 or b[3] <= 0:
+        raise TrackerError(f"init box must be 4 finite numbers x,y,w,h with w,h > 0, got {list(np.ravel(box))}")
+    h, w = frame.shape[:2]
+    if b[0] >= w or b[1] >= h or b[0] + b[2] <= 0 or b[1] + b[3] <= 0:
+        raise TrackerError(f"init box {b.tolist()} lies outside the {w}x{h} frame")
+    return b
+
+
+class MVLMTracker:
+    """`initialize(frame, text, box=None) -> TrackResult`, then `track(frame) -> TrackResult`.
+
+    `net` follows the MVLMNet contract: `net(search (1,6,S,S), templates list|None,
+    text_emb (1,L,D))` returns feat_x (1,F·F,D), score_map (1,1,F,F), size_map and
+    offset_map (1,2,F,F); `net.encode_text(list[str]) -> (1,L,D)`.
+    """
+
+    def __init__(self, net: torch.nn.Module, model_cfg: ModelConfig, tracker_cfg: TrackerConfig,
+                 device: str | torch.device = "cpu") -> None:
+        if not tracker_cfg.template_free and tracker_cfg.num_templates < 1:
+            raise ConfigError("tracker.num_templates: template mode needs at least 1 template")
+        if tracker_cfg.template_free and not model_cfg.template_free:
+            raise ConfigError(
+                "the network expects templates (model.template_free: false) but the tracker preset "
+                f"{tracker_cfg.preset!r} is template-free: use the bbox tracker preset")
+        self.net = net
+        self.model_cfg = model_cfg
+        self.cfg = tracker_cfg
+        self.device = torch.device(device)
+        self.switches = resolve_switches(tracker_cfg)
+        self.search_size = model_cfg.encoder.search_size
+        self.template_size = model_cfg.encoder.template_size
+        self.grid = model_cfg.feat_size
+        # templates enter the network only when it was built to use them
+        self.uses_templates = not model_cfg.template_free
+        self.window = conf.hann_window(self.grid, self.device).reshape(1, 1, self.grid, self.grid)
+        self.params = conf.ConfidenceParams(
+            alpha=tracker_cfg.alpha, tau=tracker_cfg.tau, omega=tracker_cfg.omega, lam=tracker_cfg.lam,
+            psi_out=tracker_cfg.psi_out, memory=tracker_cfg.memory,
+            exact_pooling=self.switches["exact_pooling"],
+        )
+        self._text_cache: dict[str, torch.Tensor] = {}
+        self.last_confidence: Optional[conf.Confidence] = None
+        self._reset()
+
+    # ----------------------------------------------------------------------------------------
+    # state
+
+    def _reset(self) -> None:
+        self.state: Optional[np.ndarray] = None
+        self.mode = "global"
+        self.memory: Optional[torch.Tensor] = None
+        self.memory_view: Optional[mapping.ViewTransform] = None
+        self.empty_run = 0
+        self.frame_index = 0
+        self.templates: list[torch.Tensor] = []
+        self.ready = False
+
+    @torch.inference_mode()
+    def encode_text(self, text: str) -> torch.Tensor:
+        """Text embedding (1, L, D) of a sentence, cached per sentence."""
+        if not isinstance(text, str) or not text.strip():
+            raise TrackerError("the target sentence is empty: the tracker needs a description of the target")
+        key = " ".join(text.split())
+        if key not in self._text_cache:
+            emb = self.net.encode_text([key])
+            self._text_cache = {key: emb.to(self.device)}  # one sentence per sequence is the norm
+        return self._text_cache[key]
+
+    def replace_text_embedding(self, text_emb: torch.Tensor) -> None:
+        """Use `text_emb` (1, L, D) from now on instead of the encoded sentence (diagnostics)."""
+        self.text_emb = text_emb.to(self.device)
+        self.text_vec = conf.text_vector(self.text_emb)
+
+    # ----------------------------------------------------------------------------------------
+    # public API
+
+    @torch.inference_mode()
+    def initialize(self, frame: np.ndarray, text: str, box: Any = None) -> TrackResult:
+        """Start a sequence on `frame` (RGB uint8) with a sentence and an optional box x,y,w,h px.
+
+        Without a box (template-free only) the first frame is localized by a GLOBAL pass and
+        that prediction is returned; with a box, the box is returned as `mode "init"`.
+        """
+        frame = _check_frame(frame)
+        self._reset()
+        self.replace_text_embedding(self.encode_text(text))
+        self.ready = True
+        if box is None:
+            if not self.cfg.template_free:
+                raise TrackerError(f"tracker preset {self.cfg.preset!r} uses templates: initialize needs a box")
+            return self._step(frame, "global")
+        box = _check_box(box, frame)
+        self.state = box
+        if not self.cfg.template_free:
+            first = self._template(frame, box)
+            self.templates = [first] * self.cfg.num_templates
+        self.mode = self._gate_start()
+        return TrackResult(box=box.copy(), kappa=None, mode="init", next_mode=self.mode, n_selected=0,
+                           frame_index=0, raw_box=box.copy())
+
+    @torch.inference_mode()
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """Track one more frame (RGB uint8): returns the chosen box and what led to it."""
+        frame = _check_frame(frame)
+        if not self.ready:
+            raise TrackerError("track() called before initialize()")
+        self.frame_index += 1
+        return self._step(frame, self.mode)
+
+    # ----------------------------------------------------------------------------------------
+    # one frame
+
+    def _gate_start(self) -> str:
+        if self.cfg.gate == "always_global":
+            return "global"
+        if self.cfg.gate == "local_only":
+            return "local"
+        return "global" if self.cfg.template_free else "local"
+
+    def _view(self, frame: np.ndarray, mode: str) -> mapping.SearchView:
+        exact = self.switches["exact_mapping"]
+        if mode == "local":
+            if exact:
+                return mapping.exact_crop(frame, self.state, self.cfg.search_factor, self.search_size)
+            return mapping.reference_crop(frame, self.state, self.cfg.search_factor, self.search_size)
+        if exact or self.switches["letterbox_global"]:
+            return mapping.exact_global(frame, self.search_size, self.switches["letterbox_global"])
+        return mapping.reference_global(frame, self.search_size)
+
+    def _template(self, frame: np.ndarray, box: np.ndarray) -> torch.Tensor:
+        if self.switches["exact_mapping"]:
+            view = mapping.exact_crop(frame, box, self.cfg.template_factor, self.template_size)
+        else:
+            view = mapping.reference_crop(frame, box, self.cfg.template_factor, self.template_size)
+        return to_network_input(view.image).to(self.device)
+
+    def _memory_prev(self, view: mapping.SearchView) -> Optional[torch.Tensor]:
+        if self.memory is None or not self.cfg.memory:
+            return None
+        if self.switches["aligned_memory"] and self.memory_view is not None and self.memory_view != view.transform:
+            return mapping.realign_memory(self.memory, self.memory_view, view.transform, self.grid)
+        return self.memory
+
+    def _step(self, frame: np.ndarray, mode: str) -> TrackResult:
+        t0 = time.perf_counter()
+        view = self._view(frame, mode)
+        search = to_network_input(view.image).to(self.device)
+        t1 = time.perf_counter()
+        templates = self.templates if (self.uses_templates and self.templates) else None
+        out = self.net(search, templates, self.text_emb)
+        t2 = time.perf_counter()
+        use_window = self.cfg.window and (mode == "local" or self.switches["global_window"])
+        c = conf.frame_confidence(out, self.text_vec, self.window if use_window else None,
+                                  self._memory_prev(view), self.params)
+        top1 = int(c.top1[0])
+        box_norm = c.boxes[0, top1]
+        kappa, l_top1 = c.kappa_mvlm[0, top1].item(), c.l[0, top1].item()
+        n_selected = int(c.in_s[0].sum())
+        t3 = time.perf_counter()
+
+        raw = (mapping.map_back_reference(box_norm, view, self.state, self.search_size) if view.reference
+               else mapping.map_back_exact(box_norm, view))
+        frame_h, frame_w = frame.shape[:2]
+        if np.isfinite(raw).all():
+            box = mapping.clip_box(raw, frame_h, frame_w, self.cfg.clip_margin)
+        else:  # the network produced NaN/inf: keep the last state (or the whole frame), go global
+            box = self.state.copy() if self.state is not None else np.array([0.0, 0.0, frame_w, frame_h])
+            n_selected = 0
+        self.state = box
+        self.memory, self.memory_view = c.kappa_mem, view.transform
+        self.last_confidence = c
+        self.mode = self._next_mode(n_selected)
+        updated = self._maybe_update_template(frame, l_top1)
+        t4 = time.perf_counter()
+        timings = {"view_ms": (t1 - t0) * 1e3, "network_ms": (t2 - t1) * 1e3,
+                   "confidence_ms": (t3 - t2) * 1e3, "mapping_ms": (t4 - t3) * 1e3,
+                   "total_ms": (t4 - t0) * 1e3}
+        return TrackResult(box=box, kappa=kappa, mode=mode, next_mode=self.mode, n_selected=n_selected,
+                           frame_index=self.frame_index, raw_box=raw, top1=top1, l_top1=l_top1,
+                           template_updated=updated, timings=timings)
+
+    def _next_mode(self, n_selected: int) -> str:
+        """LOCAL when S_t ≠ ∅; GLOBAL after `hysteresis` consecutive empty S (1 = released)."""
+        if self.cfg.gate == "local_only":
+            return "local"
+        if self.cfg.gate == "always_global":
+            return "global"
+        self.empty_run = 0 if n_selected > 0 else self.empty_run + 1
+        return "global" if self.empty_run >= self.switches["hysteresis"] else "local"
+
+    def _maybe_update_template(self, frame: np.ndarray, l_top1: float) -> bool:
+        """Template mode: every `update_interval` frames, if l_î > threshold, refresh the newest
+        slot (slot 0 keeps the initial template)."""
+        cfg = self.cfg
+        if cfg.template_free or cfg.num_templates < 2 or cfg.update_interval <= 0:
+            return False
+        if self.frame_index % cfg.update_interval != 0 or not l_top1 > cfg.update_threshold:
+            return False
+        self.templates.append(self._template(frame, self.state))
+        if len(self.templates) > cfg.num_templates:
+            del self.templates[1]
+        return True
+
+
+# --------------------------------------------------------------------------------------------
+# building a tracker from a checkpoint or a random-init network
+
+
+@dataclass
+class TrackerSpec:
+    """Everything needed to build the same tracker in another process (picklable)."""
+
+    checkpoint: Optional[str] = None  # suite checkpoint (safetensors); None = random init
+    model_preset: str = "tiny"  # used only without a checkpoint
+    tracker_preset: Optional[str] = None  # None = from the checkpoint metadata / the network
+    compat: str = "reference"
+    overrides: tuple[str, ...] = ()  # "key=value" on the tracker config ("tracker." prefix optional)
+    device: str = "cpu"
+    seed: int = 0  # random-init weights
+
+
+@dataclass
+class BuiltTracker:
+    tracker: MVLMTracker
+    random_init: bool
+    info: dict[str, Any]  # JSON-ready description (written into every meta file)
+
+
+def tracker_overrides(overrides: Any) -> dict[str, Any]:
+    """`key=value` strings (YAML values) -> a tracker-config mapping; `tracker.` prefix optional."""
+    from mvlm.config import parse_override
+
+    values: dict[str, Any] = {}
+    for text in overrides or ():
+        keys, value = parse_override(text)
+        if keys[0] == "tracker":
+            keys = keys[1:]
+        if len(keys) != 1:
+            raise ConfigError(f"override {text!r}: tracker settings are flat (e.g. tau=0.2, memory=false)")
+        values[keys[0]] = value
+    return values
+
+
+def build_tracker(spec: TrackerSpec) -> BuiltTracker:
+    """A ready `MVLMTracker` for `spec` (checkpoint, or a seeded random-init `model_preset` net)."""
+    from mvlm.config import model_config, to_dict, tracker_config
+
+    meta: dict[str, Any] = {}
+    if spec.checkpoint:
+        from pathlib import Path
+
+        from mvlm.model.checkpoint import load_model
+
+        path = Path(spec.checkpoint)
+        if not path.is_file():
+            raise TrackerError(f"{path}: checkpoint file not found")
+        net, meta = load_model(path)
+        meta = dict(meta or {})
+        model_cfg = getattr(net, "cfg", None)
+        if model_cfg is None:
+            raise TrackerError(f"{path}: the loaded network carries no model config")
+        default_preset = meta.get("tracker_preset") or ("bbox" if meta.get("mode") == "bbox" else "tf")
+    else:
+        from mvlm.model.net import build_model
+
+        model_cfg = model_config(preset=spec.model_preset)
+        torch.manual_seed(spec.seed)
+        net = build_model(model_cfg)
+        default_preset = "tf" if model_cfg.template_free else "bbox"
+    values = {"compat": spec.compat, **tracker_overrides(spec.overrides)}
+    tracker_cfg = tracker_config(values, preset=spec.tracker_preset or default_preset)
+    net = net.to(spec.device).eval()
+    tracker = MVLMTracker(net, model_cfg, tracker_cfg, device=spec.device)
+    info = {
+        "checkpoint": spec.checkpoint, "random_init": not spec.checkpoint,
+        "seed": None if spec.checkpoint else spec.seed, "model_preset": model_cfg.preset,
+        "checkpoint_meta": {k: v for k, v in meta.items() if k != "model_config"},
+        "tracker": to_dict(tracker_cfg), "switches": tracker.switches, "device": spec.device,
+    }
+    return BuiltTracker(tracker, not spec.checkpoint, info)

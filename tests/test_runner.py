@@ -1,0 +1,135 @@
+"""The evaluation runner on small on-disk sequences with a random-init tiny network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mvlm.data.sequence import Sequence
+from mvlm.evaluate.results import read_results
+from mvlm.evaluate.runner import RunOptions, run_dataset, sequences_subset
+from mvlm.track.tracker import TrackerSpec
+
+SPEC = TrackerSpec(model_preset="tiny", compat="corrected", seed=0)
+
+
+def make_sequence(root: Path, name: str, frames: int = 5, h: int = 72, w: int = 96, seed: int = 0) -> Sequence:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    folder = root / name / "img"
+    folder.mkdir(parents=True)
+    boxes = []
+    for i in range(frames):
+        img = rng.integers(0, 80, (h, w, 3), dtype=np.uint8)
+        x, y = 10 + 3 * i, 20 + i
+        img[y:y + 16, x:x + 20] = (220, 30, 30)
+        cv2.imwrite(str(folder / f"{i + 1:08d}.jpg"), img)
+        boxes.append([x, y, 20, 16])
+    paths = sorted(folder.glob("*.jpg"))
+    return Sequence(name=name, frames=paths, boxes=np.array(boxes, float), language="red block", dataset="unit")
+
+
+@pytest.fixture(scope="module")
+def sequences(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seqs")
+    return [make_sequence(root, f"seq{i}", seed=i) for i in range(3)]
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("seq*.txt"))}
+
+
+def test_run_writes_results_meta_and_resumes_identically(sequences, tmp_path):
+    out = tmp_path / "run"
+    summary = run_dataset(sequences, out, SPEC, options=RunOptions(init="language"))
+    assert summary["done"] == ["seq0", "seq1", "seq2"] and not summary["failed"]
+    for seq in sequences:
+        boxes = read_results(out / f"{seq.name}.txt")
+        assert boxes.shape == (5, 4) and np.isfinite(boxes).all() and (boxes[:, 2:] >= 10).all()
+        meta = json.loads((out / f"{seq.name}_meta.json").read_text())
+        assert meta["init"] == "language" and meta["frame1_source"] == "global_pass"
+        assert meta["mode"][0] == "global" and len(meta["kappa"]) == 5 and meta["complete"]
+        assert meta["config"]["random_init"] and meta["config"]["tracker"]["compat"] == "corrected"
+        assert np.allclose(meta["frame1_box"], boxes[0], atol=1e-4)
+    first = snapshot(out)
+    # simulate a kill: one result gone, one meta truncated mid-write
+    (out / "seq0.txt").unlink()
+    meta1 = out / "seq1_meta.json"
+    meta1.write_text(meta1.read_text()[:40])
+    again = run_dataset(sequences, out, SPEC, resume=True, options=RunOptions(init="language"))
+    assert sorted(again["done"]) == ["seq0", "seq1"] and again["skipped"] == ["seq2"]
+    assert snapshot(out) == first
+    assert json.loads((out / "summary.json").read_text())["skipped"] == ["seq2"]
+
+
+def test_failed_sequence_is_recorded_and_the_rest_go_on(sequences, tmp_path):
+    broken = Sequence(name="broken", frames=[tmp_path / "missing.jpg"], boxes=np.array([[1, 1, 5, 5]]),
+                      language="x")
+    summary = run_dataset([broken, sequences[0]], tmp_path / "out", SPEC, options=RunOptions(init="box"))
+    assert summary["failed"] == ["broken"] and summary["done"] == ["seq0"]
+    failures = json.loads((tmp_path / "out" / "failures.json").read_text())
+    assert failures[0]["sequence"] == "broken" and "missing.jpg" in failures[0]["error"]
+    meta = json.loads((tmp_path / "out" / "seq0_meta.json").read_text())
+    assert meta["init"] == "box" and meta["frame1_box"] == [10.0, 20.0, 20.0, 16.0]
+
+
+def test_box_mode_is_required_for_template_presets(sequences, tmp_path):
+    spec = TrackerSpec(model_preset="tiny", tracker_preset="bbox", compat="reference")
+    summary = run_dataset(sequences[:1], tmp_path, spec, options=RunOptions(init="language"))
+    assert summary["failed"] == ["seq0"]
+    assert "needs --init box" in json.loads((tmp_path / "failures.json").read_text())[0]["error"]
+
+
+def test_torchrun_rank_takes_its_share(sequences, tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    summary = run_dataset(sequences, tmp_path, SPEC, options=RunOptions(max_frames=2))
+    assert summary["done"] == ["seq1"] and summary["world_size"] == 2
+    assert (tmp_path / "summary.rank1.json").is_file() and not (tmp_path / "seq0.txt").exists()
+
+
+def test_sequence_subset_names_unknown_ones(sequences):
+    assert [s.name for s in sequences_subset(sequences, ["seq2", "seq0"])] == ["seq2", "seq0"]
+    with pytest.raises(ValueError, match="nope"):
+        sequences_subset(sequences, ["nope"])
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_same_files(sequences, tmp_path):
+    one = run_dataset(sequences, tmp_path / "one", SPEC, workers=1, options=RunOptions(max_frames=3))
+    two = run_dataset(sequences, tmp_path / "two", SPEC, workers=2, options=RunOptions(max_frames=3))
+    assert sorted(two["done"]) == one["done"] and two["workers"] == 2
+    for name in one["done"]:
+        np.testing.assert_allclose(read_results(tmp_path / "two" / f"{name}.txt"),
+                                   read_results(tmp_path / "one" / f"{name}.txt"), atol=1e-3)
+
+
+@pytest.mark.slow
+def test_cli_synth_evaluate_resume_score(tmp_path):
+    """`mvlm synth` -> `mvlm evaluate` -> kill simulation -> `--resume` -> identical files -> `mvlm score`."""
+    from mvlm.cli import main
+
+    data, out = tmp_path / "synth", tmp_path / "results"
+    assert main(["synth", "--out", str(data), "--sequences", "3", "--seed", "5", "--frames", "16",
+                 "--size", "128x96", "--workers", "1"]) == 0
+    args = ["evaluate", "--dataset", "lasot", "--root", str(data), "--out", str(out), "--quiet",
+            "--compat", "corrected", "--set", "hysteresis=2"]
+    assert main(args) == 0
+    first = {p.name: p.read_bytes() for p in sorted(out.glob("*.txt"))}
+    assert len(first) == 3
+    victims = sorted(first)[:2]
+    (out / victims[0]).unlink()
+    (out / victims[1]).write_text("1,2,3,4\n")  # truncated by the "kill"
+    assert main(args + ["--resume"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(summary["done"]) == sorted(v[:-4] for v in victims) and len(summary["skipped"]) == 1
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("*.txt"))} == first
+    meta = json.loads((out / f"{victims[0][:-4]}_meta.json").read_text())
+    assert meta["config"]["tracker"]["hysteresis"] == 2 and meta["config"]["random_init"]
+    assert main(["score", "--dataset", "lasot", "--root", str(data), "--results", str(out),
+                 "--json", str(tmp_path / "scores.json")]) == 0
+    assert (tmp_path / "scores.json").is_file()

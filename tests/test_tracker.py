@@ -1,0 +1,247 @@
+"""MVLMTracker state machine on a stub network: starts, errors, switches, ablations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mvlm.config import ConfigError, model_config, tracker_config
+from mvlm.data.crops import ViewTransform
+from mvlm.track import mapping
+from mvlm.track.tracker import MVLMTracker, TrackerError, resolve_switches, tracker_overrides
+
+F, D = 8, 4  # tiny preset: 128 px search, stride 16
+
+
+def maps(score=None, size=0.2, offset=0.5, feat=None):
+    """Head outputs: score (F,F) array, constant size/offset, features (F·F, D)."""
+    s = torch.full((F, F), 0.01) if score is None else torch.as_tensor(score, dtype=torch.float32)
+    return {
+        "score_map": s.reshape(1, 1, F, F),
+        "size_map": torch.full((1, 2, F, F), float(size)),
+        "offset_map": torch.full((1, 2, F, F), float(offset)),
+        "feat_x": (torch.randn(1, F * F, D, generator=torch.Generator().manual_seed(0)) if feat is None
+                   else torch.as_tensor(feat, dtype=torch.float32).reshape(1, F * F, D)),
+    }
+
+
+class StubNet(torch.nn.Module):
+    """Same contract as MVLMNet; returns `outputs[k]` on the k-th call (the last one repeats)."""
+
+    def __init__(self, outputs, text=None):
+        super().__init__()
+        self.outputs = outputs if isinstance(outputs, list) else [outputs]
+        self.text = torch.ones(1, 3, D) if text is None else text
+        self.calls = []
+        self.encoded = []
+
+    def encode_text(self, texts):
+        self.encoded.append(list(texts))
+        return self.text
+
+    def forward(self, search, templates, text_emb):
+        self.calls.append({"search": tuple(search.shape), "templates": None if templates is None else len(templates)})
+        return self.outputs[min(len(self.calls) - 1, len(self.outputs) - 1)]
+
+
+def make(outputs, preset="tf", text=None, **overrides):
+    model_cfg = model_config({"template_free": preset != "bbox"}, preset="tiny")
+    cfg = tracker_config(overrides, preset=preset)
+    net = StubNet(outputs, text)
+    return MVLMTracker(net, model_cfg, cfg), net
+
+
+def frame(h=120, w=160):
+    return (np.arange(h * w * 3) % 253).astype(np.uint8).reshape(h, w, 3)
+
+
+def peak(gy, gx, value=0.9, rest=0.05):
+    s = np.full((F, F), rest, np.float32)
+    s[gy, gx] = value
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# starting and inputs
+
+
+def test_language_only_start_localizes_the_first_frame_globally():
+    tr, net = make(maps(peak(4, 4)))
+    res = tr.initialize(frame(), "the red car")
+    assert res.mode == "global" and res.frame_index == 0 and res.kappa is not None
+    assert net.calls[0]["search"] == (1, 6, 128, 128) and net.calls[0]["templates"] is None
+    # cell (4,4) + offset 0.5 -> centre (4.5/8) of a stretched 160x120 frame, box 0.2 of each side
+    np.testing.assert_allclose(res.box, [4.5 / 8 * 160 - 16, 4.5 / 8 * 120 - 12, 32, 24], atol=1e-4)
+    nxt = tr.track(frame())
+    assert nxt.frame_index == 1 and nxt.mode == res.next_mode
+    assert net.encoded == [["the red car"]]  # text encoded once
+
+
+def test_box_start_echoes_the_box_and_bbox_mode_uses_two_templates():
+    tr, net = make(maps(peak(4, 4)), preset="bbox")
+    res = tr.initialize(frame(), "a car", box=[60, 40, 30, 20])
+    assert res.mode == "init" and res.kappa is None and res.box.tolist() == [60, 40, 30, 20]
+    assert res.next_mode == "local" and len(tr.templates) == 2 and tr.templates[0].shape == (1, 6, 64, 64)
+    out = tr.track(frame())
+    assert out.mode == "local" and net.calls[-1]["templates"] == 2
+    assert set(out.timings) >= {"view_ms", "network_ms", "confidence_ms", "total_ms"}
+
+
+@pytest.mark.parametrize("text,box,match", [
+    ("", None, "sentence is empty"),
+    ("   ", None, "sentence is empty"),
+    ("car", [1, 2, float("nan"), 4], "finite"),
+    ("car", [1, 2, 0, 4], "w,h > 0"),
+    ("car", [500, 500, 10, 10], "outside"),
+])
+def test_bad_initialize_inputs_raise_clearly(text, box, match):
+    tr, _ = make(maps())
+    with pytest.raises(TrackerError, match=match):
+        tr.initialize(frame(), text, box=box)
+
+
+def test_bad_frames_and_order_raise_clearly():
+    tr, _ = make(maps())
+    with pytest.raises(TrackerError, match="before initialize"):
+        tr.track(frame())
+    with pytest.raises(TrackerError, match="RGB uint8"):
+        tr.initialize(frame().astype(np.float32), "car")
+    with pytest.raises(TrackerError, match="RGB uint8"):
+        tr.initialize(frame()[..., 0], "car")
+    bb, _ = make(maps(), preset="bbox")
+    with pytest.raises(TrackerError, match="needs a box"):
+        bb.initialize(frame(), "car")
+    with pytest.raises(ConfigError, match="template"):
+        MVLMTracker(StubNet(maps()), model_config({"template_free": False}, preset="tiny"), tracker_config(preset="tf"))
+
+
+def test_nan_network_output_keeps_last_state_and_goes_global():
+    bad = maps(peak(4, 4))
+    bad["size_map"] = torch.full((1, 2, F, F), float("nan"))
+    tr, _ = make([maps(peak(4, 4)), bad], preset="bbox")
+    tr.initialize(frame(), "car", box=[60, 40, 30, 20])
+    good = tr.track(frame())
+    res = tr.track(frame())
+    assert np.isfinite(res.box).all() and res.box.tolist() == good.box.tolist() and res.next_mode == "global"
+
+
+# --------------------------------------------------------------------------------------------
+# corrected-mode switches
+
+
+def test_switches_resolve_per_mode_and_individually():
+    assert resolve_switches(tracker_config({"compat": "reference"})) == {
+        "exact_pooling": False, "aligned_memory": False, "letterbox_global": False, "global_window": True,
+        "exact_mapping": False, "hysteresis": 1}
+    cor = resolve_switches(tracker_config({"compat": "corrected", "exact_pooling": False, "hysteresis": 3}))
+    assert cor["aligned_memory"] and cor["letterbox_global"] and cor["exact_mapping"]
+    assert not cor["global_window"] and not cor["exact_pooling"] and cor["hysteresis"] == 3
+
+
+def test_exact_pooling_gives_small_boxes_a_similarity():
+    """A target smaller than one token: reference pooling gives s = 0, exact pooling s = 1."""
+    feat = torch.zeros(F * F, D)
+    feat[4 * F + 4] = 1.0  # the target token is aligned with the (all-ones) text vector
+    out = maps(peak(4, 4), size=0.04, feat=feat)
+    for exact, expected in ((False, 0.0), (True, 1.0)):
+        tr, _ = make(out, exact_pooling=exact)
+        tr.initialize(frame(), "car")
+        assert tr.last_confidence.s[0, 4 * F + 4].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_realign_memory_follows_the_image_not_the_grid_index():
+    old = ViewTransform(0.0, 0.0, 1.0, 1.0, F)  # one pixel per cell
+    new = ViewTransform(2.0, 1.0, 1.0, 1.0, F)  # the view moved 2 px right, 1 px down
+    memory = torch.zeros(1, F * F)
+    memory[0, 3 * F + 5] = 1.0
+    aligned = mapping.realign_memory(memory, old, new, F).reshape(F, F)
+    assert aligned[2, 3].item() == 1.0  # same image point, new cell (3-1, 5-2)
+    assert aligned[2, 5].item() == 0.0
+    assert torch.isnan(aligned[F - 1, F - 1]) and torch.isnan(aligned[F - 1, 0])  # came from outside
+    assert aligned[0, 0].item() == 0.0
+
+
+def test_aligned_memory_in_the_tracker_when_the_crop_moves():
+    outs = [maps(peak(2, 2)), maps(peak(5, 5))]
+    prev = {}
+    for aligned in (False, True):
+        tr, _ = make(outs, preset="bbox", aligned_memory=aligned, compat="corrected")
+        tr.initialize(frame(240, 320), "car", box=[100, 80, 40, 30])
+        tr.track(frame(240, 320))
+        first_mem = tr.memory.clone()
+        tr.track(frame(240, 320))  # the crop moved: centred on the new state
+        prev[aligned] = (first_mem, tr.last_confidence.kappa_mem_prev)
+    mem, used = prev[False]
+    assert used.equal(mem)  # reference: same grid index, whatever the crop
+    mem, used = prev[True]
+    assert not torch.allclose(torch.nan_to_num(used), mem)
+
+
+def test_letterbox_global_keeps_aspect():
+    tr_ref, _ = make(maps(peak(4, 4), size=0.25), letterbox_global=False)
+    tr_box, _ = make(maps(peak(4, 4), size=0.25), letterbox_global=True)
+    wide = frame(100, 200)
+    ref = tr_ref.initialize(wide, "car")
+    box = tr_box.initialize(wide, "car")
+    assert ref.box[2] / ref.box[3] == pytest.approx(2.0)  # stretched view: a square -> 2:1
+    assert box.box[2] / box.box[3] == pytest.approx(1.0)  # letterboxed: squares stay square
+    assert box.box[2] == pytest.approx(0.25 * 200)
+
+
+def test_global_window_switch():
+    """Global pass, strong target in a corner: the Hann window hides it, no window finds it."""
+    s = peak(0, 7, value=0.95, rest=0.05)
+    s[3, 3] = 0.5
+    with_window, _ = make(maps(s), global_window=True)
+    without, _ = make(maps(s), global_window=False)
+    assert with_window.initialize(frame(), "car").top1 == 3 * F + 3
+    assert without.initialize(frame(), "car").top1 == 0 * F + 7
+
+
+def test_hysteresis_delays_the_global_pass():
+    zero_text = torch.zeros(1, 3, D)  # s ≡ 0 and τ = 0.5: S is always empty
+    modes = {}
+    for n in (0, 3):
+        tr, _ = make(maps(peak(4, 4)), preset="bbox", text=zero_text, tau=0.5, hysteresis=n)
+        tr.initialize(frame(), "car", box=[60, 40, 30, 20])
+        modes[n] = [tr.track(frame()).next_mode for _ in range(4)]
+    assert modes[0] == ["global"] * 4
+    assert modes[3] == ["local", "local", "global", "global"]
+
+
+# --------------------------------------------------------------------------------------------
+# ablations
+
+
+def test_gate_ablations():
+    zero_text = torch.zeros(1, 3, D)
+    local, _ = make(maps(peak(4, 4)), preset="bbox", text=zero_text, tau=0.5, gate="local_only")
+    local.initialize(frame(), "car", box=[60, 40, 30, 20])
+    assert {local.track(frame()).mode for _ in range(3)} == {"local"}
+    glob, _ = make(maps(peak(4, 4)), preset="bbox", gate="always_global")
+    assert glob.initialize(frame(), "car", box=[60, 40, 30, 20]).next_mode == "global"
+    assert {glob.track(frame()).mode for _ in range(3)} == {"global"}
+
+
+def test_alpha_selects_the_margin_and_memory_switch():
+    a0, _ = make(maps(peak(4, 4)), alpha=0.0)
+    a0.initialize(frame(), "car")
+    assert a0.last_confidence.kappa_vlm.equal(a0.last_confidence.delta_cls)
+    a1, _ = make(maps(peak(4, 4)), alpha=1.0)
+    a1.initialize(frame(), "car")
+    assert a1.last_confidence.kappa_vlm.equal(a1.last_confidence.delta_corr)
+    off, _ = make(maps(peak(4, 4)), memory=False)
+    off.initialize(frame(), "car")
+    off.track(frame())
+    c = off.last_confidence
+    assert c.kappa_mem_prev is None and c.kappa_mvlm.equal(c.kappa_vlm)
+
+
+def test_overrides_parse_and_reject_unknown_keys():
+    assert tracker_overrides(["tau=0.25", "tracker.memory=false", "gate=local_only"]) == {
+        "tau": 0.25, "memory": False, "gate": "local_only"}
+    with pytest.raises(ConfigError, match="unknown key"):
+        tracker_config(tracker_overrides(["taux=1"]))
+    with pytest.raises(ConfigError, match="flat"):
+        tracker_overrides(["model.encoder.dims=1"])
