@@ -108,7 +108,7 @@ def train_stage(mode: str, train_params: dict, reports: str | Path = "reports") 
     summary = train(cfg, resume=True, progress=False)
     out = Path(reports) / "training"
     out.mkdir(parents=True, exist_ok=True)
-    log = Path(cfg.out_dir) / "log.csv"
+    log = Path(cfg.out_dir) / "train_log.csv"
     if log.is_file():
         shutil.copyfile(log, out / f"{mode}_log.csv")
     write_json(out / f"{mode}_summary.json", summary)

@@ -162,7 +162,7 @@ def training_curves(logs: Mapping[str, Path], out: Path) -> list[Path]:
     frames = {name: pd.read_csv(path) for name, path in logs.items() if Path(path).is_file()}
     fig, axes = plt.subplots(1, max(1, len(frames)), figsize=(5 * max(1, len(frames)), 3.6), squeeze=False)
     for ax, (name, df) in zip(axes[0], frames.items()):
-        terms = [c for c in df.columns if c.startswith("loss")]
+        terms = [c for c in ("loss", "focal", "giou", "l1", "cm", "cm_inference") if c in df and df[c].notna().any()]
         for term in terms:
             ax.plot(df["step"], df[term].rolling(10, min_periods=1).mean(), label=term)
         ax.set_yscale("log")

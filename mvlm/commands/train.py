@@ -1,0 +1,59 @@
+"""`mvlm train --params params.yaml [--section train_tf] [--set key=value ...] [--resume]`.
+
+Runs the same way alone or under torchrun (``torchrun --nproc_per_node N -m mvlm train ...``):
+the process group comes from torchrun's environment. `--set` keys are relative to the section
+(``--set epochs=1 --set sampling.samples_per_epoch=512``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mvlm.config import ConfigError, TrainConfig, load_params, section
+    from mvlm.data.sequence import DataError
+
+    try:
+        overrides = [f"{args.section}.{text}" for text in args.set or []]
+        params = load_params(args.params, overrides)
+        if args.section not in params:
+            known = ", ".join(k for k in params if k.startswith("train")) or "none"
+            raise ConfigError(f"{args.params}: no section {args.section!r} (train sections: {known})")
+        cfg: TrainConfig = section(params, args.section, TrainConfig)
+        if args.out_dir:
+            cfg.out_dir = args.out_dir
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from mvlm.model.checkpoint import CheckpointError
+    from mvlm.train import train
+
+    try:
+        summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+    except (DataError, CheckpointError, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if summary.get("world_size", 1) == 1 or "final" in summary:
+        print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the network (one process or torchrun/DDP), resumable")
+    p.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    p.add_argument("--section", default="train_tf", help="section of the params file (train_tf, train_bbox)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a key of the section (YAML value), repeatable")
+    p.add_argument("--resume", action="store_true", help="continue from the newest epoch checkpoint")
+    p.add_argument("--out-dir", default=None, help="checkpoint folder (default: the section's out_dir)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.set_defaults(func=_run)
