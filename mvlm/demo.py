@@ -228,22 +228,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _config_from_meta(meta: dict, preset: str):
-    """ModelConfig stored in a checkpoint's metadata (json text or mapping), else the preset."""
-    import json
-
-    from mvlm.config import model_config
-
-    raw = (meta or {}).get("model_config")
-    if isinstance(raw, str) and raw.strip():
-        raw = json.loads(raw)
-    if isinstance(raw, dict):
-        raw = dict(raw)
-        name = raw.pop("preset", None) or (meta or {}).get("preset") or preset
-        return model_config(raw, preset=name)
-    return model_config(preset=(meta or {}).get("preset") or preset)
-
-
 def load_tracker(checkpoint: str | Path | None = None, preset: str = "tiny",
                  tracker_preset: str | None = None, compat: str = "corrected",
                  device: str = "cpu", seed: int = 0) -> LoadedTracker:
@@ -254,42 +238,27 @@ def load_tracker(checkpoint: str | Path | None = None, preset: str = "tiny",
     ``torch.manual_seed(seed)``: random weights, so the boxes mean nothing — the description
     says so and callers print it.
     """
-    import torch
-
-    from mvlm.config import ConfigError, model_config, tracker_config
-    from mvlm.track.tracker import MVLMTracker
+    from mvlm.config import ConfigError
+    from mvlm.model.checkpoint import CheckpointError
+    from mvlm.track.tracker import TrackerError, TrackerSpec, build_tracker
 
     device = resolve_device(device)
+    if checkpoint and not Path(checkpoint).is_file():
+        raise DemoError(f"{checkpoint}: checkpoint file not found")
+    spec = TrackerSpec(checkpoint=str(checkpoint) if checkpoint else None, model_preset=preset,
+                       tracker_preset=tracker_preset, compat=compat, device=device, seed=seed)
     try:
-        if checkpoint:
-            from mvlm.model.checkpoint import load_model
-
-            path = Path(checkpoint)
-            if not path.is_file():
-                raise DemoError(f"{path}: checkpoint file not found")
-            net, meta = load_model(path)
-            meta = meta or {}
-            model_cfg = getattr(net, "cfg", None) or _config_from_meta(meta, preset)
-            default_tracker = meta.get("tracker_preset") or ("bbox" if meta.get("mode") == "bbox" else "tf")
-            random_init = False
-        else:
-            from mvlm.model.net import build_model
-
-            model_cfg = model_config(preset=preset)
-            torch.manual_seed(seed)
-            net = build_model(model_cfg)
-            default_tracker = "tf" if model_cfg.template_free else "bbox"
-            random_init = True
-        tracker_name = tracker_preset or default_tracker
-        tracker_cfg = tracker_config({"compat": compat}, preset=tracker_name)
-    except ConfigError as exc:
+        built = build_tracker(spec)
+    except (ConfigError, TrackerError, CheckpointError) as exc:
         raise DemoError(str(exc)) from exc
-    net = net.to(device).eval()
-    tracker = MVLMTracker(net, model_cfg, tracker_cfg, device=device)
+    tracker = built.tracker
+    model_preset = built.info.get("model_preset", preset)
+    tracker_name = built.info["tracker"]["preset"]
+    random_init = built.random_init
     where = f"checkpoint {checkpoint}" if checkpoint else (
-        f"RANDOM-INIT {model_cfg.preset} network (seed {seed}; no checkpoint: boxes are meaningless)")
+        f"RANDOM-INIT {model_preset} network (seed {seed}; no checkpoint: boxes are meaningless)")
     description = f"{where}, tracker preset {tracker_name}, compat {compat}, device {device}"
-    return LoadedTracker(tracker, description, random_init, model_cfg.preset, tracker_name, compat, device)
+    return LoadedTracker(tracker, description, random_init, model_preset, tracker_name, compat, device)
 
 
 @dataclass

@@ -1,0 +1,123 @@
+"""The whole DVC pipeline on a miniature configuration, and the explore notebook headless.
+
+The miniature run copies the package, notebooks and dvc.yaml into a fresh git + DVC repo with a
+shrunken params.yaml (a few short sequences, a few training steps, two ablation variants), runs
+`dvc repro`, checks that the tables and figures exist and hold numbers, then checks that a second
+`dvc repro` reruns nothing and that changing one tracker parameter reruns only the evaluation,
+ablation and report stages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0", CI="1")
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def miniature_params() -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["synth"].update(frames=24, sequences_train=4, sequences_val=1, sequences_test=3)
+    for mode in ("tf", "bbox"):
+        section = params[f"train_{mode}"]
+        section.update(epochs=1, batch_size=8, max_minutes=0.0, warmup_steps=1, threads=1)
+        section.setdefault("sampling", {})["samples_per_epoch"] = 16
+    params["evaluate"]["workers"] = 1
+    params["evaluate"]["datasets"] = {"synth": params["evaluate"]["datasets"]["synth"]}
+    variants = params["ablate"]["variants"]
+    params["ablate"]["variants"] = {"full": variants["full"], "local_only": variants["local_only"]}
+    return params
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("pipeline")
+    shutil.copytree(REPO / "mvlm", work / "mvlm", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "notebooks", work / "notebooks")
+    shutil.copy(REPO / "dvc.yaml", work / "dvc.yaml")
+    (work / "reports" / "benchmarks").mkdir(parents=True)
+    (work / "reports" / "benchmarks" / ".gitkeep").write_text("")
+    (work / "params.yaml").write_text(yaml.safe_dump(miniature_params(), sort_keys=False))
+    _run(["git", "init", "-q"], work)
+    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], work)
+    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "mini"], work)
+    _run(["dvc", "init", "-q"], work)
+    _run(["dvc", "config", "core.analytics", "false"], work)
+    _run(["dvc", "repro"], work, timeout=1500)
+    return work
+
+
+@pytest.mark.slow
+def test_pipeline_writes_tables_and_figures(pipeline_repo: Path):
+    reports = pipeline_repo / "reports"
+    for name in ("tracking_by_language", "bbox_language", "ablations"):
+        assert (reports / "tables" / f"{name}.csv").is_file()
+        assert (reports / "tables" / f"{name}.md").read_text().count("|") > 10
+    assert (reports / "tables" / "results.xlsx").stat().st_size > 0
+    for figure in ("curves_success", "curves_precision", "calibration", "gate_timelines", "attributes",
+                   "ablation", "training"):
+        assert (reports / "figures" / f"{figure}.png").stat().st_size > 1000, figure
+    summary = json.loads((reports / "summary.json").read_text())
+    for key in ("synth_tf", "synth_bbox"):
+        auc = summary["datasets"][key]["auc"]
+        assert isinstance(auc, float) and 0.0 <= auc <= 100.0
+    assert set(summary["ablations"]) == {"full_tf", "local_only_tf"}
+    metrics = json.loads((reports / "metrics" / "synth.json").read_text())
+    assert metrics["modes"]["tf"]["scored"] == 3 and not metrics["modes"]["tf"]["failed"]
+    import pandas as pd
+
+    success = pd.read_csv(reports / "plots" / "success.csv")
+    assert len(success) == 21 * success.tracker.nunique() and success.success.between(0, 100).all()
+
+
+@pytest.mark.slow
+def test_second_repro_reruns_nothing(pipeline_repo: Path):
+    out = _run(["dvc", "status"], pipeline_repo).stdout
+    assert "up to date" in out.lower(), out
+
+
+@pytest.mark.slow
+def test_tracker_parameter_reruns_only_downstream(pipeline_repo: Path):
+    params = yaml.safe_load((pipeline_repo / "params.yaml").read_text())
+    params["tracker"]["tau"] = 0.25
+    (pipeline_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dry = _run(["dvc", "repro", "--dry"], pipeline_repo).stdout
+    ran = {line.split("'")[1] for line in dry.splitlines() if line.startswith("Running stage")}
+    assert ran and all(s.startswith(("evaluate@", "ablate@", "report")) for s in ran), ran
+    assert not any(s.startswith(("prepare", "train")) for s in ran)
+
+
+@pytest.mark.slow
+def test_explore_notebook_runs_headless(tmp_path: Path):
+    from mvlm.data.synthetic import generate_dataset
+
+    data = tmp_path / "synth"
+    generate_dataset(data, sequences=1, seed=5, size=(128, 96), frames=8)
+    out_png = tmp_path / "explore.png"
+    _run([str(BIN / "papermill"), str(REPO / "notebooks" / "explore.ipynb"), str(tmp_path / "explore.out.ipynb"),
+          "-k", "python3", "-p", "interactive", "False", "-p", "root", str(data), "-p", "max_frames", "6",
+          "-p", "checkpoint", "", "-p", "out_png", str(out_png), "--log-level", "WARNING"], tmp_path, timeout=600)
+    assert out_png.stat().st_size > 1000
