@@ -115,7 +115,7 @@ def test_explore_notebook_runs_headless(tmp_path: Path):
     from mvlm.data.synthetic import generate_dataset
 
     data = tmp_path / "synth"
-    generate_dataset(data, sequences=1, seed=5, size=(128, 96), frames=8)
+    generate_dataset(data, sequences=1, seed=5, size=(128, 96), frames=16)
     out_png = tmp_path / "explore.png"
     _run([str(BIN / "papermill"), str(REPO / "notebooks" / "explore.ipynb"), str(tmp_path / "explore.out.ipynb"),
           "-k", "python3", "-p", "interactive", "False", "-p", "root", str(data), "-p", "max_frames", "6",

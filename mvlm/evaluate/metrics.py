@@ -9,7 +9,7 @@ The threshold arrays are facts of the reference evaluators and are reproduced do
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 
@@ -57,13 +57,22 @@ def iou_inclusive(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     right = x + w − 1, inter_x = max(0, min(right_p, right_g) − max(x_p, x_g) + 1) (same for y);
     IoU = inter_x·inter_y / (w_p·h_p + w_g·h_g − inter_x·inter_y).  (N, 4), (N, 4) -> (N,)
     """
-    tl = np.maximum(pred[:, :2], gt[:, :2])
-    br = np.minimum(pred[:, :2] + pred[:, 2:] - 1.0, gt[:, :2] + gt[:, 2:] - 1.0)
-    side = np.clip(br - tl + 1.0, 0.0, None)
-    inter = side[:, 0] * side[:, 1]
-    union = pred[:, 2] * pred[:, 3] + gt[:, 2] * gt[:, 3] - inter
+    # in-place steps: the same float operations in the same order, fewer 8-byte-per-frame temporaries
+    br = pred[:, :2] + pred[:, 2:]
+    br -= 1.0
+    gt_br = gt[:, :2] + gt[:, 2:]
+    gt_br -= 1.0
+    np.minimum(br, gt_br, out=br)
+    br -= np.maximum(pred[:, :2], gt[:, :2], out=gt_br)
+    br += 1.0
+    np.maximum(br, 0.0, out=br)  # side lengths; NaN stays NaN
+    inter = br[:, 0] * br[:, 1]
+    union = pred[:, 2] * pred[:, 3]
+    union += gt[:, 2] * gt[:, 3]
+    union -= inter
     with np.errstate(divide="ignore", invalid="ignore"):
-        return inter / union
+        inter /= union
+    return inter
 
 
 def iou_continuous(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -83,13 +92,22 @@ def iou_continuous(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 def box_centers(boxes: np.ndarray) -> np.ndarray:
     """c = (x + (w − 1)/2, y + (h − 1)/2), the convention of every toolkit.  (N, 4) -> (N, 2)"""
-    return boxes[:, :2] + 0.5 * (boxes[:, 2:] - 1.0)
+    half = boxes[:, 2:] - 1.0
+    half *= 0.5
+    half += boxes[:, :2]
+    return half
+
+
+def _norm2(d: np.ndarray) -> np.ndarray:
+    """sqrt(d_x² + d_y²) per row, overwriting `d`.  (N, 2) -> (N,)"""
+    np.square(d, out=d)
+    out = d[:, 0] + d[:, 1]
+    return np.sqrt(out, out=out)
 
 
 def center_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """CLE = ‖c_pred − c_gt‖₂ in pixels.  (N, 4), (N, 4) -> (N,)"""
-    d = box_centers(pred) - box_centers(gt)
-    return np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
+    return center_errors(pred, gt, normalized=False)[0]
 
 
 def normalized_center_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -98,9 +116,20 @@ def normalized_center_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     Each centre is divided by the GT size first, then subtracted (the reference order; computing
     (c_pred − c_gt)/(w_g, h_g) instead rounds differently and moves counts at 0.2).  -> (N,)
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = box_centers(pred) / gt[:, 2:] - box_centers(gt) / gt[:, 2:]
-        return np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
+    return center_errors(pred, gt, normalized=True)[1]
+
+
+def center_errors(pred: np.ndarray, gt: np.ndarray, normalized: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(CLE, NCLE or None) sharing one computation of the centres.  (N, 4), (N, 4) -> (N,), (N,)"""
+    c_pred, c_gt = box_centers(pred), box_centers(gt)
+    ncle = None
+    if normalized:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.divide(c_pred, gt[:, 2:])
+            d -= np.divide(c_gt, gt[:, 2:])
+        ncle = _norm2(d)
+    c_pred -= c_gt
+    return _norm2(c_pred), ncle
 
 
 def center_inside(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -113,6 +142,80 @@ def center_inside(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 # curves
 
 
+def _grid_step(thresholds: np.ndarray) -> Optional[float]:
+    """h when t_j = t_0 + j·h + e_j with |e_j| <= h/4 (every reference's thresholds), else None.
+
+    Then ceil((v − t_0)/h) is within one of the true bin of any v, and one exact comparison
+    with each neighbouring threshold corrects it.
+    """
+    t = len(thresholds)
+    if t < 2 or not np.isfinite(thresholds).all():
+        return None
+    step = (thresholds[-1] - thresholds[0]) / (t - 1)
+    if not step > 0 or np.abs(thresholds - (thresholds[0] + step * np.arange(t))).max() > step / 4:
+        return None
+    return float(step)
+
+
+def threshold_bins(values: np.ndarray, thresholds: np.ndarray, compare: Compare) -> np.ndarray:
+    """Per value, the bin b that decides its hits: sorted thresholds t_0..t_{T−1}.
+
+    ">":  b = #{j : t_j < v}, hits at j < b (NaN -> 0);
+    "<=": b = #{j : t_j < v}, hits at j >= b (NaN -> T);
+    "<":  b = #{j : t_j <= v}, hits at j >= b (NaN -> T).
+    Equal to ``np.searchsorted``; for evenly spaced thresholds the bin is computed from
+    (v − t_0)/h and made exact by two comparisons instead of a binary search per value.
+    (F,) -> (F,) intp
+    """
+    t = len(thresholds)
+    right = compare == "<"
+    step = _grid_step(thresholds)
+    if step is None:
+        b = np.searchsorted(thresholds, values, side="right" if right else "left")  # NaN sorts last
+        if compare == ">":
+            b[np.isnan(values)] = 0
+        return b
+    guess = values * (1.0 / step) if thresholds[0] == 0 else (values - thresholds[0]) * (1.0 / step)
+    if right:
+        np.floor(guess, out=guess)
+        guess += 1.0  # after the floor: floor(v + 1) can round differently for tiny negative v
+    else:
+        np.ceil(guess, out=guess)
+    # NaN -> 0 for ">" (never above a threshold), -> T otherwise (never below one)
+    first, second = (np.fmax, np.fmin) if compare == ">" else (np.fmin, np.fmax)
+    first(guess, 0 if compare == ">" else t, out=guess)
+    second(guess, t if compare == ">" else 0, out=guess)
+    b = guess.astype(np.intp)
+    if step == 1.0 and thresholds[0] == 0 and np.array_equal(thresholds, np.arange(t)):
+        return b  # integer thresholds 0, 1, 2, ...: ceil/floor of v is already exact
+    # neighbours t_{b-1} and t_b, NaN past the ends (a comparison with NaN is False)
+    below = np.concatenate([[np.nan], thresholds])[b]
+    above = np.concatenate([thresholds, [np.nan]])[b]
+    if right:
+        b -= below > values
+        b += above <= values
+    else:
+        b -= below >= values
+        b += above < values
+    return b
+
+
+def counts_from_bins(bins: np.ndarray, segment: np.ndarray, n_segments: int, n_thresholds: int, compare: Compare) -> np.ndarray:
+    """C[s, j] = hits of segment s at threshold j from `threshold_bins`: one bincount over
+    (segment, bin), then a cumulative sum along the thresholds.
+    bins (F,), segment (F,) int in [0, n_segments) -> (n_segments, T) int64
+    """
+    t = n_thresholds
+    key = segment * (t + 1)
+    key += bins
+    hist = np.bincount(key, minlength=n_segments * (t + 1)).reshape(n_segments, t + 1)
+    if compare == ">":
+        counts = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]  # #{b > j}
+    else:
+        counts = np.cumsum(hist, axis=1)[:, :t]  # #{b <= j}
+    return counts.astype(np.int64)
+
+
 def curve_counts(
     values: np.ndarray,
     segment: np.ndarray,
@@ -122,27 +225,11 @@ def curve_counts(
 ) -> np.ndarray:
     """Hits per segment (sequence) and threshold: C[s, j] = #{f in s : values[f] <compare> t_j}.
 
-    Uses one sort-free pass: b_f = number of thresholds below (or at) the value, found by
-    ``searchsorted``; then a ``bincount`` over (segment, b_f) and a cumulative sum along the
-    thresholds. NaN never hits.
+    Sort-free: b_f from `threshold_bins`, then `counts_from_bins`. NaN never hits.
     values (F,), segment (F,) int in [0, n_segments) -> (n_segments, T) int64
     """
-    t = len(thresholds)
-    values = np.asarray(values, dtype=np.float64)
-    side = "right" if compare == "<" else "left"
-    b = np.searchsorted(thresholds, values, side=side)  # NaN sorts last: b = T
-    nan = np.isnan(values)
-    if compare == ">":
-        b = np.where(nan, 0, b)  # v > t_j  <=>  j < b
-    else:
-        b = np.where(nan, t, b)  # v <= t_j (or <)  <=>  j >= b
-    flat = np.bincount(segment * (t + 1) + b, minlength=n_segments * (t + 1))
-    hist = flat.reshape(n_segments, t + 1)
-    if compare == ">":
-        counts = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]  # #{b > j}
-    else:
-        counts = np.cumsum(hist, axis=1)[:, :t]  # #{b <= j}
-    return counts.astype(np.int64)
+    bins = threshold_bins(np.asarray(values, dtype=np.float64), thresholds, compare)
+    return counts_from_bins(bins, segment, n_segments, len(thresholds), compare)
 
 
 def sequence_curve(values: np.ndarray, thresholds: np.ndarray, compare: Compare) -> np.ndarray:
