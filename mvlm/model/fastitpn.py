@@ -40,6 +40,14 @@ class ChannelLayerNorm(nn.LayerNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
+        return super().forward(x)
+
+
+def _nchw(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run a channels-last `forward_nhwc` on an NCHW map (the keys' native layout)."""
+    return module.forward_nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
 
 class ConvMlp(nn.Module):
     """1x1-conv MLP with a sub-LayerNorm on the hidden channels: fc2(LN(GELU(fc1 x)))."""
@@ -52,7 +60,13 @@ class ConvMlp(nn.Module):
         self.fc2 = nn.Conv2d(hidden, dim, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
-        return self.fc2(self.ffn_ln(self.act(self.fc1(x))))
+        return _nchw(self, x)
+
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
+        # a 1x1 conv is a Linear over channels; channels-last avoids the slow conv backward on CPU
+        h = F.linear(x, self.fc1.weight.flatten(1), self.fc1.bias)
+        h = self.ffn_ln.forward_nhwc(self.act(h))
+        return F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias)
 
 
 class ConvMlpBlock(nn.Module):
@@ -65,7 +79,10 @@ class ConvMlpBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return _nchw(self, x)
+
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
+        return x + self.drop_path(self.mlp.forward_nhwc(self.norm2.forward_nhwc(x)))
 
 
 class ConvPatchMerge(nn.Module):
@@ -77,7 +94,15 @@ class ConvPatchMerge(nn.Module):
         self.reduction = nn.Conv2d(dim_in, dim_out, kernel_size=2, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, H, W) -> (B, Cout, H/2, W/2)
-        return self.reduction(self.norm(x))
+        return _nchw(self, x)
+
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, Cin) -> (B, H/2, W/2, Cout)
+        b, h, w, c = x.shape
+        x = self.norm.forward_nhwc(x)
+        # non-overlapping 2x2 windows as rows of (kh, kw, C), matched by the conv kernel reordered
+        x = x.reshape(b, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h // 2, w // 2, 4 * c)
+        weight = self.reduction.weight.permute(0, 2, 3, 1).reshape(self.reduction.out_channels, 4 * c)
+        return F.linear(x, weight, self.reduction.bias)
 
 
 class Attention(nn.Module):
@@ -161,6 +186,12 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, S, S) -> (B, d1, S/4, S/4)
         return self.proj(x)
 
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, S, S) -> (B, S/4, S/4, d1)
+        b, c, h, w = x.shape
+        # non-overlapping 4x4 patches as rows of (C, kh, kw), the conv kernel's own order
+        x = x.reshape(b, c, h // 4, 4, w // 4, 4).permute(0, 2, 4, 1, 3, 5).reshape(b, h // 4, w // 4, c * 16)
+        return F.linear(x, self.proj.weight.flatten(1), self.proj.bias)
+
 
 class FastITPN(nn.Module):
     """Fast-iTPN body. Submodule/parameter names match the released `encoder.body.*` keys."""
@@ -222,10 +253,10 @@ class FastITPN(nn.Module):
             raise ValueError(f"expected an image batch (B, {self.cfg.in_chans}, S, S), got {tuple(x.shape)}")
         if x.shape[-1] % PATCH_STRIDE or x.shape[-2] % PATCH_STRIDE:
             raise ValueError(f"image side {tuple(x.shape[-2:])} is not a multiple of {PATCH_STRIDE}")
-        x = self.patch_embed(x)
+        x = self.patch_embed.forward_nhwc(x)  # (B, S/4, S/4, d1), channels-last through the stages
         for block in self.conv_blocks:
-            x = block(x)
-        return x.flatten(2).transpose(1, 2)  # (B, C, h, w) -> (B, h*w, C)
+            x = block.forward_nhwc(x)
+        return x.flatten(1, 2)  # (B, h, w, C) -> (B, h*w, C), row-major like the reference
 
     def _check_tokens(self, n: int, expected: int, what: str) -> None:
         if n != expected:
