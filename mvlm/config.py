@@ -285,6 +285,9 @@ class EvaluateConfig:
     results_dir: str = "results"
     # checkpoints per mode; empty = the train stage's final checkpoint of that mode
     checkpoints: dict[str, str] = field(default_factory=dict)
+    # model to build for checkpoints that carry no config (released .pth.tar files), e.g.
+    # {"preset": "base", "text": {"weights": "/models/clip_vit_l14.safetensors"}}; empty = from the file
+    checkpoint_model: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

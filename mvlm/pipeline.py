@@ -164,6 +164,7 @@ def run_and_score(
     tracker_spec = TrackerSpec(
         checkpoint=checkpoint, model_preset="tiny", tracker_preset=mode if checkpoint is None else None,
         compat=compat, overrides=overrides, device=cfg.device,
+        checkpoint_model=cfg.checkpoint_model or None,
     )
     options = RunOptions(init="box" if mode == "bbox" else "language")
     run = run_dataset(sequences, out_dir, tracker_spec, workers=cfg.workers, resume=resume, options=options)

@@ -24,11 +24,25 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
                    help="tracker setting override, e.g. --set tau=0.2 --set memory=false (repeatable)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init network")
+    p.add_argument("--checkpoint-preset", default=None,
+                   help="model preset of a checkpoint without a config inside (the released "
+                        "MVLM_TF.pth.tar: base); add --template-mode for a box+language network")
+    p.add_argument("--template-mode", action="store_true",
+                   help="with --checkpoint-preset: the network takes templates (bbox)")
+    p.add_argument("--text-weights", default=None, help="local CLIP weights file for a frozen text tower")
 
 
 def spec_from_args(args: argparse.Namespace) -> TrackerSpec:
+    model = None
+    if args.checkpoint_preset or args.text_weights:
+        model = {"preset": args.checkpoint_preset} if args.checkpoint_preset else {}
+        if args.template_mode:
+            model["template_free"] = False
+        if args.text_weights:
+            model["text"] = {"weights": args.text_weights}
     return TrackerSpec(checkpoint=args.checkpoint, model_preset=args.model_preset, tracker_preset=args.preset,
-                       compat=args.compat, overrides=tuple(args.overrides), device=args.device, seed=args.seed)
+                       compat=args.compat, overrides=tuple(args.overrides), device=args.device, seed=args.seed,
+                       checkpoint_model=model)
 
 
 RANDOM_INIT_WARNING = ("WARNING: no --checkpoint: using a RANDOM-INIT {preset} network (seed {seed}); "
