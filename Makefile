@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro test test-fast bench clean-venv
+.PHONY: setup browser repro test test-fast bench clean-venv
 
 setup: $(VENV)/.installed
 
@@ -25,7 +25,11 @@ repro: setup
 	$(BIN)/dvc config --local core.check_update false
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup
+# headless Chromium for the browser test (Debian packages); the test skips with a reason without it
+browser:
+	bash scripts/install_browser.sh >/dev/null 2>&1 || echo "warning: could not install chromium; tests/test_browser.py will skip"
+
+test: setup browser
 	$(PY) -m pytest -q
 
 test-fast: setup
