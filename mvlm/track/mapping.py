@@ -111,8 +111,12 @@ def map_back_reference(box_norm: torch.Tensor, view: SearchView, state_xywh, sea
 
 def map_back_exact(box_norm: torch.Tensor, view: SearchView) -> np.ndarray:
     """Normalized cx,cy,w,h of the view -> image x,y,w,h through the view's own transform."""
-    cx, cy, w, h = (float(v) * view.transform.size for v in box_norm.tolist())
-    return view.transform.to_image(np.array([cx - 0.5 * w, cy - 0.5 * h, w, h], dtype=np.float64))
+    t = view.transform
+    cx, cy, w, h = (float(v) * t.size for v in box_norm.tolist())
+    # ViewTransform.to_image on one box, in Python floats (the same float64 operations; four
+    # numbers do not pay for numpy's per-call cost)
+    x, y = cx - 0.5 * w, cy - 0.5 * h
+    return np.array([x / t.scale_x + t.origin_x, y / t.scale_y + t.origin_y, w / t.scale_x, h / t.scale_y])
 
 
 def clip_box(box_xywh, frame_h: int, frame_w: int, margin: float = 10.0) -> np.ndarray:
@@ -136,10 +140,26 @@ def clip_box(box_xywh, frame_h: int, frame_w: int, margin: float = 10.0) -> np.n
 
 def cell_centres_in_image(t: ViewTransform, grid: int) -> tuple[np.ndarray, np.ndarray]:
     """Image coordinates (x (F·F,), y (F·F,)) of the centres of a view's F×F token cells."""
-    cell = t.size / grid
-    g = (np.arange(grid) + 0.5) * cell
-    gx, gy = np.meshgrid(g, g)  # row-major: i = gy·F + gx
-    return gx.reshape(-1) / t.scale_x + t.origin_x, gy.reshape(-1) / t.scale_y + t.origin_y
+    xs, ys = _cell_centre_axes(t, grid)
+    gx, gy = np.meshgrid(xs, ys)  # row-major: i = gy·F + gx
+    return gx.reshape(-1), gy.reshape(-1)
+
+
+def _cell_centre_axes(t: ViewTransform, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image x of the F cell columns and image y of the F cell rows (the views are axis-aligned,
+    so the F×F centres are their outer combination)."""
+    g = (np.arange(grid) + 0.5) * (t.size / grid)
+    return g / t.scale_x + t.origin_x, g / t.scale_y + t.origin_y
+
+
+def _bilinear_taps(coord: np.ndarray, grid: int) -> tuple[np.ndarray, ...]:
+    """Bilinear taps at old-grid coordinates `coord` (...,): indices k0, k1, float32 weights
+    (1 − f, f) with f = coord − k0, and whether coord lies inside the old view."""
+    inside = (coord >= -0.5) & (coord <= grid - 0.5)
+    coord = np.minimum(np.maximum(coord, 0), grid - 1)
+    k0 = np.floor(coord).astype(np.int64)
+    frac = (coord - k0).astype(np.float32)
+    return k0, np.minimum(k0 + 1, grid - 1), np.float32(1) - frac, frac, inside
 
 
 def realign_memory(memory: torch.Tensor, old: ViewTransform, new: ViewTransform, grid: int) -> torch.Tensor:
@@ -147,22 +167,25 @@ def realign_memory(memory: torch.Tensor, old: ViewTransform, new: ViewTransform,
 
     Each new cell centre is taken to image coordinates, then into old-grid coordinates
     u = view_old_px·F/S − 0.5, and the old memory is read there bilinearly (border values
-    within half a cell of the edge). Cells whose centre lies outside the old view get NaN,
-    meaning "no memory here" (the EWMA then starts from the current κvlm).
+    within half a cell of the edge):
+        m = (m[v0,u0]·(1−fu) + m[v0,u1]·fu)·(1−fv) + (m[v1,u0]·(1−fu) + m[v1,u1]·fu)·fv
+    in float32. Cells whose centre lies outside the old view get NaN, meaning "no memory
+    here" (the EWMA then starts from the current κvlm).
+
+    Both views are axis-aligned, so u depends on the column only and v on the row only: the
+    taps are computed for F columns and F rows. The F×F arithmetic runs in numpy (64 cells:
+    dispatch, not arithmetic, is the cost), with the same float32 operations per cell.
     """
-    xs, ys = cell_centres_in_image(new, grid)
-    u = (xs - old.origin_x) * old.scale_x * grid / old.size - 0.5
-    v = (ys - old.origin_y) * old.scale_y * grid / old.size - 0.5
-    inside = (u >= -0.5) & (u <= grid - 0.5) & (v >= -0.5) & (v <= grid - 0.5)
-    u, v = np.clip(u, 0, grid - 1), np.clip(v, 0, grid - 1)
+    xs, ys = _cell_centre_axes(new, grid)
+    u = (xs - old.origin_x) * old.scale_x * grid / old.size - 0.5  # (F,) per column
+    v = (ys - old.origin_y) * old.scale_y * grid / old.size - 0.5  # (F,) per row
+    u0, u1, gu, fu, inside_u = _bilinear_taps(u, grid)
+    v0, v1, gv, fv, inside_v = _bilinear_taps(v, grid)
     b = memory.shape[0]
-    grid_mem = memory.reshape(b, grid, grid)
-    u0, v0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-    u1, v1 = np.minimum(u0 + 1, grid - 1), np.minimum(v0 + 1, grid - 1)
-    fu = torch.as_tensor(u - u0, dtype=memory.dtype, device=memory.device)
-    fv = torch.as_tensor(v - v0, dtype=memory.dtype, device=memory.device)
-    top = grid_mem[:, v0, u0] * (1 - fu) + grid_mem[:, v0, u1] * fu
-    bottom = grid_mem[:, v1, u0] * (1 - fu) + grid_mem[:, v1, u1] * fu
-    out = top * (1 - fv) + bottom * fv
-    mask = torch.as_tensor(inside, device=memory.device)
-    return torch.where(mask, out, torch.full_like(out, float("nan")))
+    m = memory.detach().reshape(b, grid, grid).cpu().numpy()
+    rows0, rows1 = m[:, v0], m[:, v1]  # (B,F,F)
+    top = rows0[:, :, u0] * gu + rows0[:, :, u1] * fu
+    bottom = rows1[:, :, u0] * gu + rows1[:, :, u1] * fu
+    out = top * gv[:, None] + bottom * fv[:, None]
+    out[:, ~(inside_v[:, None] & inside_u[None, :])] = np.nan
+    return torch.from_numpy(out.reshape(b, grid * grid)).to(memory.device)
