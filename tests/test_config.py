@@ -84,8 +84,8 @@ def test_repo_params_file_is_valid(tmp_path):
     build(SynthConfig, params["synth"], "synth")
     build(EvaluateConfig, params["evaluate"], "evaluate")
     for name in ("train_tf", "train_bbox"):
-        build(TrainConfig, params[name], name)
-    model_config(params.get("model"))
+        cfg = build(TrainConfig, params[name], name)
+        model_config(preset=cfg.preset)
 
 
 def test_missing_params_file_is_clear(tmp_path):
