@@ -1,25 +1,33 @@
 """`mvlm bench metrics`: scoring speed on all 700 TNL2K test sequences.
 
 A trajectory is generated from the GT (seeded centre/scale jitter), written like the field's
-``save_bb`` (int, tab), then scored twice in one run: the vectorized `score_dataset` (GT files and
-result files read inside the timed region) and the plain per-sequence loop of the same maths
-(`score_dataset_loop`, the baseline). The numbers of both are asserted identical. The reference
+``save_bb`` (int, tab), then scored in one run by the vectorized `score_dataset` (GT files and result
+files read inside the timed region; compiled with numba where available), by the plain
+per-sequence loop of the same maths (`score_dataset_loop`, the baseline) and by the numpy-only
+path (``MVLM_NO_NUMBA=1``). The numbers of all three are asserted identical. The reference
 anchor is the pytracking evaluator's 0.43 s for the same workload (fixture README, 1 torch thread).
-The machine is shared, so `seconds` is the minimum of the repetitions (median and the load average
-are reported beside it), and a per-stage breakdown says where the time goes.
+The machine is shared, so `seconds` is the minimum of the repetitions (median, thread CPU time and
+the load average are reported beside it), and a per-stage breakdown says where the time goes.
+One untimed warm-up call comes first; the one-off cost of a fresh process (numba's compile, or
+loading its on-disk cache) is reported apart as `cold_start_seconds`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from mvlm.evaluate import metrics as M
 
 REFERENCE_SECONDS = 0.43  # pytracking/OSTrack evaluator, 700 TNL2K seqs (metrics-golden README)
 TARGET_RATIO = 5.0
@@ -45,13 +53,17 @@ def _jitter(boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.hstack([c - new_wh / 2, new_wh])
 
 
-def _timed(fn, repeats: int) -> tuple[list[float], object]:
-    """All wall times of `repeats` calls (the machine is shared: report the min and the median)."""
+def _timed(fn, repeats: int, clock=time.perf_counter) -> tuple[list[float], object]:
+    """All times of `repeats` calls (the machine is shared: report the min and the median).
+
+    clock: perf_counter (wall) or thread_time (CPU time of this thread: what the code costs
+    without the waits for a core that other processes on a shared machine add to the wall time).
+    """
     times, out = [], None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         out = fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return times, out
 
 
@@ -70,20 +82,74 @@ def _breakdown(gt_root: Path, results_dir: Path, profile: str, repeats: int) -> 
     best = lambda fn: min(_timed(fn, repeats)[0])  # noqa: E731
     gt_raw = [R._read_bytes(p) for p in gt_paths]
     res_raw = [R._read_bytes(p) for p in res_paths]
+    parse = R.parse_box_block
     truths = [S._truth(seq, prof) for seq in gt]
     gt_all = S._consecutive_rows([t.boxes for t in truths])
     table = S._score_run_vectorized(truths, results_dir, prof, False, {}, set(), gt_all)
     out = {
         "gt_read": best(lambda: [R._read_bytes(p) for p in gt_paths]),
-        "gt_parse": best(lambda: R._parse_joined(gt_raw, 4)),
+        "gt_parse": best(lambda: parse(gt_paths, gt_raw)),
         "gt_load_total": best(lambda: load_tnl2k_toolkit(gt_root, with_absent=prof.absent != "ignore", with_attributes=False)),
         "results_read": best(lambda: [R._read_bytes(p) for p in res_paths]),
-        "results_parse": best(lambda: R._parse_joined(res_raw, 4)),
+        "results_parse": best(lambda: parse(res_paths, res_raw)),
         "score_run_total": best(lambda: S._score_run_vectorized(truths, results_dir, prof, False, {}, set(), gt_all)),
         "aggregation": best(lambda: S._assemble("tnl2k", prof, table.names, [table], {}, []).scores()),
     }
     out["maths"] = out["score_run_total"] - out["results_read"] - out["results_parse"]
     return {k: round(v, 4) for k, v in out.items()}
+
+
+def _same_numbers(a, b) -> bool:
+    return (a.names == b.names and all(np.array_equal(x[k], y[k]) for x, y in zip(a.counts, b.counts) for k in x)
+            and a.scores() == b.scores())
+
+
+@contextlib.contextmanager
+def _numba_off():
+    """The numpy-only path (what runs where numba is missing), for the cross-check."""
+    before = os.environ.get("MVLM_NO_NUMBA")
+    os.environ["MVLM_NO_NUMBA"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["MVLM_NO_NUMBA"]
+        else:
+            os.environ["MVLM_NO_NUMBA"] = before
+
+
+_COLD_SCRIPT = """
+import sys, time
+t0 = time.perf_counter()
+from mvlm.evaluate.groundtruth import load_tnl2k_toolkit
+from mvlm.evaluate.profiles import get_profile
+from mvlm.evaluate.scoring import score_dataset
+absent = get_profile(sys.argv[3]).absent != "ignore"
+def score():
+    gt = load_tnl2k_toolkit(sys.argv[1], with_absent=absent, with_attributes=False)
+    return score_dataset(gt, sys.argv[2], sys.argv[3])
+score()
+t1 = time.perf_counter()
+score()
+print(t1 - t0, time.perf_counter() - t1)
+"""
+
+
+def _cold_start(tmp: Path, profile: str) -> dict:
+    """First scoring call of a fresh process (imports included) minus a second one: with numba's
+    on-disk cache as it is (normally: loads machine code) and with an empty cache (compiles)."""
+    out = {}
+    root = str(Path(__file__).resolve().parents[2])
+    for label, env in (("cached", {}), ("compile", {"NUMBA_CACHE_DIR": str(tmp / "numba-cache")})):
+        env = {**os.environ, **env, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        done = subprocess.run([sys.executable, "-c", _COLD_SCRIPT, str(tmp / "gt"), str(tmp / "results"), profile],
+                              env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            out[label] = None
+            continue
+        first, second = (float(v) for v in done.stdout.split()[-2:])
+        out[label] = round(first - second, 3)
+    return out
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -118,15 +184,21 @@ def run(args: argparse.Namespace) -> dict:
             gt = load_tnl2k_toolkit(tmp / "gt", with_absent=needs_absent, with_attributes=False)
             return score_dataset_loop(gt, tmp / "results", profile)
 
+        warm_up = time.perf_counter()
+        vectorized()  # untimed: imports, numba's compile or its on-disk cache, page cache
+        first_call = time.perf_counter() - warm_up
         times, fast = _timed(vectorized, repeats)
+        cpu_times, _ = _timed(vectorized, repeats, clock=time.thread_time)
         base_times, slow = _timed(baseline, max(1, min(repeats, 3)))
+        with _numba_off():
+            numpy_times, plain = _timed(vectorized, max(1, min(repeats, 3)))
         breakdown = _breakdown(tmp / "gt", tmp / "results", profile, repeats)
+        cold = _cold_start(tmp, profile) if M.numba_enabled() else None
     seconds, base_seconds = min(times), min(base_times)
-    identical = (fast.names == slow.names and all(
-        np.array_equal(a[k], b[k]) for a, b in zip(fast.counts, slow.counts) for k in a)
-        and fast.scores() == slow.scores())
-    if not identical:
-        raise AssertionError("vectorized and per-sequence scoring disagree")
+    identical = _same_numbers(fast, slow)
+    identical_numpy = _same_numbers(fast, plain)
+    if not (identical and identical_numpy):
+        raise AssertionError("vectorized, per-sequence and numpy-only scoring disagree")
     ratio = REFERENCE_SECONDS / seconds
     return {
         "workload": f"{len(truth)} TNL2K test sequences, {frames} frames, GT + result files read, profile {profile}",
@@ -139,6 +211,12 @@ def run(args: argparse.Namespace) -> dict:
         "ratio_vs_reference": round(ratio, 2),
         "target_ratio": TARGET_RATIO,
         "identical_numbers": identical,
+        "identical_to_numpy_path": identical_numpy,
+        "cpu_seconds": round(min(cpu_times), 4),
+        "compiled": M.numba_enabled(),
+        "numpy_path_seconds": round(min(numpy_times), 4),
+        "first_call_seconds": round(first_call, 3),
+        "cold_start_seconds": cold,
         "breakdown_seconds": breakdown,
         "scores": fast.scores(),
         "repeats": repeats,

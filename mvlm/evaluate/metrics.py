@@ -9,7 +9,8 @@ The threshold arrays are facts of the reference evaluators and are reproduced do
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+import os
+from typing import Callable, Literal, Optional
 
 import numpy as np
 
@@ -142,7 +143,7 @@ def center_inside(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 # curves
 
 
-def _grid_step(thresholds: np.ndarray) -> Optional[float]:
+def grid_step(thresholds: np.ndarray) -> Optional[float]:
     """h when t_j = t_0 + j·h + e_j with |e_j| <= h/4 (every reference's thresholds), else None.
 
     Then ceil((v − t_0)/h) is within one of the true bin of any v, and one exact comparison
@@ -169,7 +170,7 @@ def threshold_bins(values: np.ndarray, thresholds: np.ndarray, compare: Compare)
     """
     t = len(thresholds)
     right = compare == "<"
-    step = _grid_step(thresholds)
+    step = grid_step(thresholds)
     if step is None:
         b = np.searchsorted(thresholds, values, side="right" if right else "left")  # NaN sorts last
         if compare == ">":
@@ -209,10 +210,16 @@ def counts_from_bins(bins: np.ndarray, segment: np.ndarray, n_segments: int, n_t
     key = segment * (t + 1)
     key += bins
     hist = np.bincount(key, minlength=n_segments * (t + 1)).reshape(n_segments, t + 1)
+    return hits_from_histogram(hist, compare)
+
+
+def hits_from_histogram(hist: np.ndarray, compare: Compare) -> np.ndarray:
+    """C[s, j] from H[s, b] = #{frames of s in bin b}: ">" hits at j < b, so C[s, j] = #{b > j};
+    "<=" and "<" hit at j >= b, so C[s, j] = #{b <= j}.  (S, T + 1) -> (S, T) int64"""
     if compare == ">":
-        counts = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]  # #{b > j}
+        counts = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
     else:
-        counts = np.cumsum(hist, axis=1)[:, :t]  # #{b <= j}
+        counts = np.cumsum(hist, axis=1)[:, :-1]
     return counts.astype(np.int64)
 
 
@@ -253,3 +260,40 @@ def auc(success_curve: np.ndarray) -> float:
 def precision_at(curve: np.ndarray, index: int = 20) -> float:
     """PRE = P(20 px) and NPR = NP(0.20): the curve value at index 20."""
     return float(curve[index])
+
+
+# ---------------------------------------------------------------------------------------------
+# compiled kernels (optional: numba)
+
+_NUMBA: list = []  # [module or None] once the import was tried
+_COMPILED: dict[Callable, Callable] = {}
+
+
+def numba_enabled() -> bool:
+    """True when numba can be imported and ``MVLM_NO_NUMBA`` is not ``1`` (then numpy runs)."""
+    if os.environ.get("MVLM_NO_NUMBA", "") == "1":
+        return False
+    if not _NUMBA:
+        try:
+            import numba
+        except ImportError:  # optional dependency: the numpy paths give the same numbers
+            numba = None
+        _NUMBA.append(numba)
+    return _NUMBA[0] is not None
+
+
+def compiled(kernel: Callable) -> Optional[Callable]:
+    """`kernel` compiled by numba, or None when numba is off (the caller then runs numpy).
+
+    Compiled lazily (importing numba costs ~0.3 s, which the callers that never score should not
+    pay) and cached on disk (``cache=True``: later processes load machine code instead of
+    compiling). No fastmath, so every float operation runs as written (no FMA contraction, no
+    reassociation) and the doubles equal numpy's; error_model="numpy" makes x/0 give inf/NaN
+    like numpy instead of raising.
+    """
+    if not numba_enabled():
+        return None
+    fn = _COMPILED.get(kernel)
+    if fn is None:
+        fn = _COMPILED[kernel] = _NUMBA[0].njit(cache=True, nogil=True, error_model="numpy")(kernel)
+    return fn
