@@ -58,6 +58,10 @@ class TextConfig:
     heads: int = 0
     pooling: Literal["full", "eos_only", "wo_pad"] = "full"
     frozen: bool = True
+    # a trainable tower may still keep its (random or CLIP) token table fixed: with the 49408-word
+    # CLIP vocabulary the table dwarfs a small tower, and its gradient and optimizer state are
+    # most of a CPU step; the layers above learn to read fixed, nearly orthogonal word vectors
+    train_token_embedding: bool = True
     weights: Optional[str] = None  # local file with CLIP weights; never downloaded
     # OpenAI CLIP (the paper's ViT-L/14) was trained with QuickGELU; open_clip's plain configs use GELU
     quick_gelu: bool = True
@@ -101,11 +105,14 @@ class ModelConfig:
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # The paper: Fast-iTPN-B encoder, CLIP ViT-L/14 text tower (frozen).
     "base": {},
-    # CPU default: ~ViT-tiny cost or less; 128 search / 64 template at stride 16.
+    # CPU default: ~ViT-tiny cost or less; 128 search / 64 template at stride 16. The stride-4
+    # and stride-8 stages keep their patch embedding and merges but no blocks: on 2 cores those
+    # high-resolution blocks cost a quarter of a training step (cpu-training-feasibility: steps,
+    # not architecture, limit what a CPU run learns).
     "tiny": {
         "encoder": {
             "dims": [32, 64, 128],
-            "depths": [1, 1, 4],
+            "depths": [0, 0, 4],
             "num_heads": 4,
             "search_size": 128,
             "template_size": 64,
@@ -119,6 +126,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
             "heads": 2,
             "pooling": "full",
             "frozen": False,
+            "train_token_embedding": False,
         },
         "head": {"channels": 64},
     },
@@ -227,6 +235,10 @@ class LossConfig:
     cm: float = 0.5
     cm_temperature: float = 1.0
     cm_top_k: int = 10
+    # energy of a negative j from its margin Δ_j: "signed_square" −c·Δ|Δ| (the reference), or
+    # "linear" −c·Δ. The signed square has zero gradient at Δ = 0, where a from-scratch network
+    # starts, so its CM term stays at exp(0) = 1 and δcorr never becomes a margin; "linear" does not.
+    cm_form: Literal["signed_square", "linear"] = "signed_square"
     align_inference_signal: bool = False
     # box losses on the box decoded at the GT cell (default) or at the predicted argmax (reference)
     box_at: Literal["gt_cell", "argmax"] = "gt_cell"
@@ -256,6 +268,10 @@ class TrainConfig:
     max_minutes: float = 0.0  # 0 = no wall-clock cap
     device: str = "auto"  # auto = cuda:LOCAL_RANK when a GPU is there, else cpu
     threads: int = 0  # torch CPU threads per process (0 = torch's default)
+    # > 1: `mvlm train` started outside torchrun launches this many local processes itself
+    # (torchrun --standalone, DDP over gloo/nccl; batch_size stays the global batch). On a 2-core
+    # CPU two 1-thread processes train ~25% faster than one 2-thread process.
+    processes: int = 1
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset

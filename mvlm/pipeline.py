@@ -105,7 +105,10 @@ def train_stage(mode: str, train_params: dict, reports: str | Path = "reports") 
     cfg: TrainConfig = build(TrainConfig, train_params, f"train_{mode}")
     if cfg.mode != mode:
         raise ConfigError(f"train_{mode}.mode: expected {mode!r}, got {cfg.mode!r}")
-    summary = train(cfg, resume=True, progress=False)
+    if cfg.processes > 1:
+        summary = _train_in_local_processes(mode, train_params, cfg.processes)
+    else:
+        summary = train(cfg, resume=True, progress=False)
     out = Path(reports) / "training"
     out.mkdir(parents=True, exist_ok=True)
     log = Path(cfg.out_dir) / "train_log.csv"
@@ -113,6 +116,26 @@ def train_stage(mode: str, train_params: dict, reports: str | Path = "reports") 
         shutil.copyfile(log, out / f"{mode}_log.csv")
     write_json(out / f"{mode}_summary.json", summary)
     return summary
+
+
+def _train_in_local_processes(mode: str, train_params: dict, processes: int) -> dict:
+    """`mvlm train --resume` as `processes` DDP ranks on this machine; rank 0's summary."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="mvlm-train-") as tmp:
+        params = Path(tmp) / "params.yaml"
+        params.write_text(yaml.safe_dump({f"train_{mode}": train_params}))
+        run = subprocess.run([sys.executable, "-m", "mvlm", "train", "--params", str(params),
+                              "--section", f"train_{mode}", "--resume", "--no-progress"],
+                             stdout=subprocess.PIPE, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"train_{mode}: {processes} training processes failed (exit {run.returncode})")
+    text = run.stdout
+    return json.loads(text[text.index("{"):])
 
 
 # --------------------------------------------------------------------------------------------

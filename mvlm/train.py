@@ -80,6 +80,24 @@ def init_distributed(device: str = "auto") -> DistEnv:
     return DistEnv(rank, world, local, dev)
 
 
+def under_launcher() -> bool:
+    """Whether this process was started by torchrun (or another launcher setting WORLD_SIZE)."""
+    return "WORLD_SIZE" in os.environ
+
+
+def launch_local_processes(cli_args: list[str], processes: int) -> int:
+    """Run ``mvlm <cli_args>`` as `processes` local DDP ranks (torchrun --standalone); exit code.
+
+    Rank 0 prints the run summary (JSON) to stdout as a single-process run does."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={int(processes)}", "-m", "mvlm", *cli_args]
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    return subprocess.call(cmd, env=env)
+
+
 # --------------------------------------------------------------------------------------------
 # optimizer and schedule
 

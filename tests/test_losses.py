@@ -88,6 +88,25 @@ def test_cm_loss_hand_computed():
     assert hot.item() == pytest.approx(math.exp(-2 * (1 - 2**-0.5) ** 2), abs=1e-6)
 
 
+def test_cm_loss_linear_form_values_and_gradient_at_zero_margin():
+    vision, text, boxes = _cm_inputs()
+    present = torch.tensor([True])
+    # Δ = 1, 2, 1 − 1/√2; linear energies e = −Δ
+    top2 = contrastive_margin_loss(vision, text, boxes, present, 2, 1.0, 2, form="linear")
+    assert top2.item() == pytest.approx((math.exp(-(1 - 2**-0.5)) + math.exp(-1)) / 2, abs=1e-6)
+    # every token equally similar to the text (Δ = 0, where a random-init network starts): the
+    # reference's signed square gives no gradient there, the linear form does
+    flat = torch.ones(1, 4, 2, requires_grad=True)
+    for form, moves in (("signed_square", False), ("linear", True)):
+        noisy = flat + torch.tensor([[[0.0, 0.0], [0.0, 1e-3], [1e-3, 0.0], [0.0, 0.0]]])
+        loss = contrastive_margin_loss(noisy, text, boxes, present, 2, 1.0, 10, form=form)
+        (grad,) = torch.autograd.grad(loss, flat)
+        assert loss.item() == pytest.approx(1.0, abs=1e-3)
+        assert (grad.abs().max().item() > 1e-3) is moves
+    with pytest.raises(ValueError, match="cm form"):
+        contrastive_margin_loss(vision, text, boxes, present, 2, form="log")
+
+
 def test_cm_loss_skips_empty_gt_sets_and_absent_samples():
     vision, text, _ = _cm_inputs()
     thin = torch.tensor([[0.1, 0.5, 0.1, 0.5]])  # x from 0.05 to 0.15: floor(0.1) = floor(0.3) = 0

@@ -99,7 +99,19 @@ def test_tiny_forward_backward(template_free):
         assert torch.isfinite(value).all(), key
     assert ((out["score_map"] >= 1e-4) & (out["score_map"] <= 1 - 1e-4)).all()
     _assert_all_grads(model)  # the tiny text tower is trainable: it gets gradients too
-    assert model.text_encoder.clip.token_embedding.weight.grad is not None
+    assert model.text_encoder.clip.transformer.resblocks[0].attn.in_proj_weight.grad is not None
+    # ... except its token table, kept fixed in the tiny preset (and still saved with the weights)
+    table = model.text_encoder.clip.token_embedding.weight
+    assert not table.requires_grad and table.grad is None
+    assert "text_encoder.clip.token_embedding.weight" in model.state_dict()
+
+
+def test_token_table_trains_when_asked():
+    cfg = model_config({"text": {"train_token_embedding": True}}, preset="tiny")
+    model = MVLMNet(cfg).train()
+    _train_step(model, templates=False, text=["a red circle", "the small blue square"])
+    grad = model.text_encoder.clip.token_embedding.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
 
 
 @pytest.mark.slow

@@ -85,6 +85,9 @@ def test_pipeline_writes_tables_and_figures(pipeline_repo: Path):
         auc = summary["datasets"][key]["auc"]
         assert isinstance(auc, float) and 0.0 <= auc <= 100.0
     assert set(summary["ablations"]) == {"full_tf", "local_only_tf"}
+    for mode in ("tf", "bbox"):  # params.yaml trains with two local DDP processes
+        trained = json.loads((reports / "training" / f"{mode}_summary.json").read_text())
+        assert trained["world_size"] == 2 and trained["steps"] >= 1, trained
     metrics = json.loads((reports / "metrics" / "synth.json").read_text())
     assert metrics["modes"]["tf"]["scored"] == 3 and not metrics["modes"]["tf"]["failed"]
     import pandas as pd

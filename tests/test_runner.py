@@ -133,3 +133,47 @@ def test_cli_synth_evaluate_resume_score(tmp_path):
     assert main(["score", "--dataset", "lasot", "--root", str(data), "--results", str(out),
                  "--json", str(tmp_path / "scores.json")]) == 0
     assert (tmp_path / "scores.json").is_file()
+
+
+def test_prefetched_keeps_order_and_raises_at_the_failing_item():
+    from mvlm.data.image import prefetched
+
+    assert list(prefetched(range(7), lambda k: k * k, depth=2)) == [k * k for k in range(7)]
+    assert list(prefetched(range(3), lambda k: -k, depth=0)) == [0, -1, -2]
+
+    def load(k):
+        if k == 3:
+            raise ValueError(f"frame {k} is broken")
+        return k
+
+    got = []
+    with pytest.raises(ValueError, match="frame 3 is broken"):
+        for value in prefetched(range(6), load, depth=2):
+            got.append(value)
+    assert got == [0, 1, 2]  # everything before the broken frame was delivered
+
+
+def test_prefetch_gives_the_same_files_as_reading_in_the_loop(sequences, tmp_path):
+    a = run_dataset(sequences[:2], tmp_path / "a", SPEC, options=RunOptions(init="box", prefetch=0))
+    b = run_dataset(sequences[:2], tmp_path / "b", SPEC, options=RunOptions(init="box", prefetch=2))
+    assert a["done"] == b["done"] == ["seq0", "seq1"]
+    assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
+
+
+def test_decode_rgb_names_the_source_of_bad_bytes(tmp_path):
+    import cv2
+
+    from mvlm.data.image import decode_rgb, read_rgb
+    from mvlm.data.sequence import DataError
+
+    bgr = np.zeros((4, 6, 3), np.uint8)
+    bgr[..., 2] = 255  # red in OpenCV's BGR order
+    ok, png = cv2.imencode(".png", bgr)
+    rgb = decode_rgb(png.tobytes())
+    assert rgb.shape == (4, 6, 3) and rgb[0, 0].tolist() == [255, 0, 0]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="bad.jpg: cannot decode"):
+        read_rgb(bad)
+    with pytest.raises(DataError, match="clip-7: cannot decode"):
+        decode_rgb(b"", "clip-7")

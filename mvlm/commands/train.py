@@ -1,7 +1,8 @@
 """`mvlm train --params params.yaml [--section train_tf] [--set key=value ...] [--resume]`.
 
 Runs the same way alone or under torchrun (``torchrun --nproc_per_node N -m mvlm train ...``):
-the process group comes from torchrun's environment. `--set` keys are relative to the section
+the process group comes from torchrun's environment. With `processes: N > 1` in the section
+and no torchrun around it, the command starts the N local ranks itself. `--set` keys are relative to the section
 (``--set epochs=1 --set sampling.samples_per_epoch=512``).
 """
 
@@ -30,7 +31,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
     from mvlm.model.checkpoint import CheckpointError
-    from mvlm.train import train
+    from mvlm.train import launch_local_processes, train, under_launcher
+
+    if cfg.processes > 1 and not under_launcher():
+        return launch_local_processes(_cli_args(args), cfg.processes)
 
     try:
         summary = train(cfg, resume=args.resume, progress=not args.no_progress)
@@ -45,6 +49,20 @@ def _run(args: argparse.Namespace) -> int:
     if summary.get("world_size", 1) == 1 or "final" in summary:
         print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _cli_args(args: argparse.Namespace) -> list[str]:
+    """This command line again (for the ranks `processes > 1` starts)."""
+    out = ["train", "--params", args.params, "--section", args.section]
+    for text in args.set or []:
+        out += ["--set", text]
+    if args.resume:
+        out.append("--resume")
+    if args.out_dir:
+        out += ["--out-dir", args.out_dir]
+    if args.no_progress:
+        out.append("--no-progress")
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:

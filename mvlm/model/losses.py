@@ -162,13 +162,15 @@ def contrastive_margin_loss(
     feat_size: int,
     temperature: float = 1.0,
     top_k: int = 10,
+    form: str = "signed_square",
 ) -> Tensor:
     """Contrastive-margin loss (digest §1.5, `CMloss`), mean over usable samples.
 
     vision (B, F*F, D) search tokens, text (B, L, D) language tokens, boxes (B, 4) cxcywh.
       ℓ = normalize(mean_k T_k);  v_i = normalize(V_i);  s_i = ⟨v_i, ℓ⟩
       ρ_pos = mean_{i∈G} s_i  (G = `gt_token_mask`)
-      Δ_j = ρ_pos − s_j,  e_j = −c·Δ_j·|Δ_j|  for j ∉ G
+      Δ_j = ρ_pos − s_j,  e_j = −c·Δ_j·|Δ_j|  for j ∉ G   (form "signed_square", the reference)
+                          e_j = −c·Δ_j         (form "linear": non-zero gradient at Δ = 0)
       per sample: mean of exp(e_j) over the top_k largest e_j (hardest negatives), no log
     Samples that are absent, or whose G or complement is empty, are skipped; 0 if none is left.
     """
@@ -183,7 +185,13 @@ def contrastive_margin_loss(
     sim, pos, n_pos = sim[usable], pos[usable], n_pos[usable]
     rho = (sim * pos).sum(dim=1) / n_pos  # (B',)
     delta = rho[:, None] - sim
-    energy = (-temperature * delta * delta.abs()).masked_fill(pos, float("-inf"))  # (B', N)
+    if form == "signed_square":
+        energy = -temperature * delta * delta.abs()
+    elif form == "linear":
+        energy = -temperature * delta
+    else:
+        raise ValueError(f"cm form must be 'signed_square' or 'linear', got {form!r}")
+    energy = energy.masked_fill(pos, float("-inf"))  # (B', N)
     k = min(int(top_k), sim.shape[1])
     hardest = energy.topk(k, dim=1).values  # (B', k); -inf where fewer negatives than k
     valid = torch.isfinite(hardest)
@@ -232,14 +240,14 @@ def mvlm_loss(
     n_text = text_emb.shape[1]
     tae = outputs["tae"]
     l_cm = contrastive_margin_loss(
-        tae[:, :n_tok], tae[:, -n_text:], boxes, present, feat, cfg.cm_temperature, cfg.cm_top_k
+        tae[:, :n_tok], tae[:, -n_text:], boxes, present, feat, cfg.cm_temperature, cfg.cm_top_k, cfg.cm_form
     )
     total = cfg.focal * l_focal + cfg.giou * l_giou + cfg.l1 * l_l1 + cfg.cm * l_cm
     terms = {"focal": l_focal, "giou": l_giou, "l1": l_l1, "cm": l_cm}
     if cfg.align_inference_signal:
         # what the tracker's δcorr reads: post-fc_norm search features vs the mean text_proj output
         l_cm_inf = contrastive_margin_loss(
-            outputs["feat_x"], text_emb, boxes, present, feat, cfg.cm_temperature, cfg.cm_top_k
+            outputs["feat_x"], text_emb, boxes, present, feat, cfg.cm_temperature, cfg.cm_top_k, cfg.cm_form
         )
         total = total + cfg.cm * l_cm_inf
         terms["cm_inference"] = l_cm_inf

@@ -153,6 +153,8 @@ class TextEncoder(nn.Module):
         trunc_normal_(self.text_proj.weight, std=0.02)
         nn.init.zeros_(self.text_proj.bias)
         self._cache: dict[str, torch.Tensor] = {}
+        if self.clip is not None and not cfg.train_token_embedding:
+            self.clip.token_embedding.requires_grad_(False)  # kept in checkpoints: it may be random
         if self.frozen:
             self.clip.requires_grad_(False)
             self.clip.eval()
