@@ -149,10 +149,11 @@ def test_one_intra_op_thread_restores_the_count():
 
 
 def test_bench_frames_are_decodable_sequences():
-    from mvlm.bench.tracker import _decode, _frames
+    from mvlm.bench.tracker import _frames
+    from mvlm.data.image import decode_rgb
 
     for kind in ("synth", "noise"):
         jpegs, box = _frames(160, 96, 3, kind)
-        frame = _decode(jpegs[1])
+        frame = decode_rgb(jpegs[1])
         assert len(jpegs) == 3 and frame.shape == (96, 160, 3) and frame.dtype == np.uint8
         assert len(box) == 4 and box[2] > 0 and box[3] > 0

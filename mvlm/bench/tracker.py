@@ -89,12 +89,6 @@ def _frames(width: int, height: int, count: int, kind: str = "synth") -> tuple[l
     return [cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), params)[1].tobytes() for img in images], box
 
 
-def _decode(jpeg: bytes) -> np.ndarray:
-    from mvlm.data.image import decode_rgb
-
-    return decode_rgb(jpeg)
-
-
 BLOCK = 10  # frames per timed block; tracker blocks and network-alone blocks alternate
 
 
@@ -110,13 +104,13 @@ def _mode_timing(spec, mode: str, jpegs: list[bytes], box: list[float], repeats:
     import torch
 
     from mvlm.data.crops import to_network_input
-    from mvlm.data.image import prefetched
+    from mvlm.data.image import decode_rgb, prefetched
     from mvlm.track.tracker import build_tracker
 
     gate = "local_only" if mode == "local" else "always_global"
     spec = type(spec)(**{**spec.__dict__, "overrides": tuple(spec.overrides) + (f"gate={gate}",)})
     tracker = build_tracker(spec).tracker
-    first = _decode(jpegs[0])
+    first = decode_rgb(jpegs[0])
     tracker.initialize(first, "the target", box=box if not tracker.cfg.template_free or mode == "local" else None)
     search = to_network_input(tracker._view(first, mode).image).to(tracker.device)
     templates = tracker.templates if (tracker.uses_templates and tracker.templates) else None
@@ -126,7 +120,7 @@ def _mode_timing(spec, mode: str, jpegs: list[bytes], box: list[float], repeats:
     total = warmup + repeats
     for block_start in range(0, total, BLOCK):
         indices = [(i + 1) % len(jpegs) for i in range(block_start, min(total, block_start + BLOCK))]
-        frames = prefetched(indices, lambda k: _decode(jpegs[k]), depth=prefetch)
+        frames = prefetched(indices, lambda k: decode_rgb(jpegs[k]), depth=prefetch)
         for offset in range(len(indices)):
             t0 = time.perf_counter()
             frame = next(frames)
