@@ -249,6 +249,9 @@ class TrainConfig:
     preset: str = "tiny"
     mode: Literal["tf", "bbox"] = "tf"
     datasets: dict[str, str] = field(default_factory=lambda: {"synth": "data/synth/train"})
+    # held-out datasets (name -> root) on which the train stage measures per-frame grounding of the
+    # final network (`mvlm.train.grounding_accuracy`, right vs shuffled sentence); empty = skip
+    validation: dict[str, str] = field(default_factory=dict)
     out_dir: str = "models/tiny_tf"
     epochs: int = 3
     batch_size: int = 64

@@ -25,6 +25,7 @@ from mvlm.config import (
     DatasetSpec,
     EvaluateConfig,
     ReportConfig,
+    SamplingConfig,
     SynthConfig,
     TrainConfig,
     build,
@@ -115,7 +116,30 @@ def train_stage(mode: str, train_params: dict, reports: str | Path = "reports") 
     if log.is_file():
         shutil.copyfile(log, out / f"{mode}_log.csv")
     write_json(out / f"{mode}_summary.json", summary)
+    if cfg.validation:
+        write_json(out / f"{mode}_grounding.json", grounding_report(Path(cfg.out_dir) / "final.safetensors",
+                                                                  cfg.validation, cfg.sampling))
     return summary
+
+
+def grounding_report(checkpoint: str | Path, datasets: dict[str, str], sampling: SamplingConfig,
+                     per_sequence: int = 20) -> dict:
+    """Per-frame grounding of a trained network on held-out sequences, with the right and with a
+    shuffled sentence (`mvlm.train.grounding_accuracy`): {"<dataset>": {"sentence": ..., "shuffled": ...}}."""
+    from mvlm.data.sampling import load_training_sequences
+    from mvlm.model.checkpoint import load_model
+    from mvlm.train import grounding_accuracy
+
+    net, _ = load_model(checkpoint)
+    report: dict[str, Any] = {}
+    for name, sequences in load_training_sequences(datasets).items():
+        report[name] = {
+            label: grounding_accuracy(net, sequences, per_sequence=per_sequence,
+                                      search_factor=sampling.search_factor,
+                                      template_factor=sampling.template_factor, shuffle_sentences=shuffled)
+            for label, shuffled in (("sentence", False), ("shuffled", True))
+        }
+    return report
 
 
 def _train_in_local_processes(mode: str, train_params: dict, processes: int) -> dict:
@@ -316,6 +340,30 @@ def _benchmark_table(bench_dir: Path):
     return pd.DataFrame(rows, columns=["benchmark", "figure", "value"])
 
 
+def _grounding_table(training_dir: Path):
+    """One row per (mode, dataset, view, sentence): centre-in-box accuracy overall and per
+    target-size bin, from reports/training/<mode>_grounding.json."""
+    import pandas as pd
+
+    from mvlm.train import size_bin_labels
+
+    bins = size_bin_labels()
+    rows = []
+    for mode in MODES:
+        path = training_dir / f"{mode}_grounding.json"
+        if not path.is_file():
+            continue
+        for dataset, runs in json.loads(path.read_text()).items():
+            for sentence, res in runs.items():
+                for view in ("local", "global_letterbox", "global"):
+                    row = {"mode": mode, "dataset": dataset, "view": view, "sentence": sentence,
+                           "accuracy": res.get(view), "frames": res.get("frames")}
+                    row.update({f"target {b} px": (res.get("by_size") or {}).get(view, {}).get(b) for b in bins})
+                    rows.append(row)
+    return pd.DataFrame(rows, columns=["mode", "dataset", "view", "sentence", "accuracy", "frames",
+                                       *[f"target {b} px" for b in bins]])
+
+
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(data, dict):
         out = {}
@@ -355,6 +403,7 @@ def report_stage(report: dict, evaluate: dict, reports: str | Path = "reports") 
     tables = build_tables(entries)
     tables["ablations"] = _scores_frame(ablations)
     tables["benchmarks"] = _benchmark_table(root / "benchmarks")
+    tables["grounding"] = _grounding_table(root / "training")
     for path in write_tables(tables, tables_dir):
         written["tables"].append(str(path))
         if path.suffix == ".md":

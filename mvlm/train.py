@@ -509,17 +509,37 @@ def _out_of_time(t_start: float, max_minutes: float, env: DistEnv) -> bool:
 # sanity metric
 
 
+GROUNDING_SIZE_EDGES = (12.0, 24.0, 48.0)  # target side sqrt(w·h) in frame pixels
+
+
+def size_bin_labels(edges: tuple[float, ...] = GROUNDING_SIZE_EDGES) -> list[str]:
+    """``<12``, ``12-24``, ``24-48``, ``>=48`` for the default edges (frame pixels)."""
+    return [f"<{edges[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:])] + [f">={edges[-1]:g}"]
+
+
+def size_bin(side: float, edges: tuple[float, ...] = GROUNDING_SIZE_EDGES) -> str:
+    """Label of the bin holding a target side sqrt(w·h); an edge belongs to the bin above it."""
+    import bisect
+
+    return size_bin_labels(edges)[bisect.bisect_right(edges, side)]
+
+
 @torch.no_grad()
 def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, seed: int = 0,
-                       search_factor: float = 4.0, shuffle_sentences: bool = False) -> dict:
+                       search_factor: float = 4.0, shuffle_sentences: bool = False,
+                       template_factor: float = 2.0,
+                       size_edges: tuple[float, ...] = GROUNDING_SIZE_EDGES) -> dict:
     """Per-frame grounding: share of frames where the predicted centre (argmax cell + offset) lies
     inside the GT box, for the tracker's three views of a frame: ``global`` (stretched),
     ``global_letterbox`` and ``local`` (search_factor crop centred on the GT box).
 
     `per_sequence` visible frames are drawn per sequence (seeded). ``shuffle_sentences`` gives each
     sequence the next sequence's sentence: if accuracy does not drop, the network localises
-    *an* object without reading the sentence. ``chance_area`` = mean GT area share of the global
-    view (what a uniformly random centre scores).
+    *an* object without reading the sentence. A network with templates gets them as the tracker
+    does: cut from the first visible frame's GT box (`template_factor`). ``chance_area`` = mean GT
+    area share of the global view (what a uniformly random centre scores). ``by_size`` splits
+    each view's accuracy by the target side sqrt(w·h) in frame pixels (`size_bin`), because a
+    whole-frame view shrinks small targets below one encoder token; ``frames_by_size`` counts them.
     """
     import numpy as np
 
@@ -528,25 +548,44 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
     was_training = net.training
     net.eval()
     size = net.cfg.encoder.search_size
+    template_free = getattr(net.cfg, "template_free", True)
     device = next(net.parameters()).device
     rng = np.random.default_rng(seed)
-    hits: dict[str, list[bool]] = {"global": [], "global_letterbox": [], "local": []}
+    views_named = ("global", "global_letterbox", "local")
+    hits: dict[str, list[bool]] = {name: [] for name in views_named}
+    bins: list[str] = []
     area = []
     for k, seq in enumerate(sequences):
         sentence = sequences[(k + 1) % len(sequences)].language if shuffle_sentences else seq.language
         text_emb = net.encode_text([sentence])
         visible = np.flatnonzero(seq.valid_mask()[: len(seq.frames)])
+        if not len(visible):
+            continue
+        templates = None
+        if not template_free:
+            first = int(visible[0])
+            crop, _ = box_view(seq.read_frame(first), seq.boxes[first], template_factor,
+                               net.cfg.encoder.template_size)
+            templates = [to_network_input(crop).to(device)] * net.cfg.num_templates
         for idx in rng.choice(visible, size=min(per_sequence, len(visible)), replace=False):
             frame, box = seq.read_frame(int(idx)), seq.boxes[idx]
+            bins.append(size_bin(float(np.sqrt(box[2] * box[3])), size_edges))
             views = {"global": global_view(frame, size), "global_letterbox": global_view(frame, size, letterbox=True),
                      "local": box_view(frame, box, search_factor, size)}
             for name, (image, t) in views.items():
-                out = net(to_network_input(image).to(device), None, text_emb)
+                out = net(to_network_input(image).to(device), templates, text_emb)
                 cx, cy = (out["pred_boxes"][0, 0, :2].float().cpu().numpy() * size).tolist()
                 x, y, w, h = t.to_view(box)
                 hits[name].append(bool(x <= cx <= x + w and y <= cy <= y + h))
                 if name == "global":
                     area.append(w * h / size / size)
     net.train(was_training)
-    result = {name: float(np.mean(v)) if v else 0.0 for name, v in hits.items()}
+    result: dict = {name: float(np.mean(v)) if v else 0.0 for name, v in hits.items()}
+    labels = size_bin_labels(size_edges)
+    result["by_size"] = {
+        name: {b: float(np.mean([h for h, hb in zip(hits[name], bins) if hb == b]))
+               for b in labels if b in bins}
+        for name in views_named
+    }
+    result["frames_by_size"] = {b: bins.count(b) for b in labels if b in bins}
     return {**result, "frames": len(hits["global"]), "chance_area": float(np.mean(area)) if area else 0.0}

@@ -72,6 +72,12 @@ def pipeline_repo(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_pipeline_writes_tables_and_figures(pipeline_repo: Path):
+    import pandas as pd
+
+    from mvlm.data.sampling import load_training_sequences
+
+    (val,) = load_training_sequences({"synth": str(pipeline_repo / "data" / "synth" / "val")})["synth"]
+    visible = int(val.valid_mask()[: len(val.frames)].sum())
     reports = pipeline_repo / "reports"
     for name in ("tracking_by_language", "bbox_language", "ablations"):
         assert (reports / "tables" / f"{name}.csv").is_file()
@@ -88,9 +94,16 @@ def test_pipeline_writes_tables_and_figures(pipeline_repo: Path):
     for mode in ("tf", "bbox"):  # params.yaml trains with two local DDP processes
         trained = json.loads((reports / "training" / f"{mode}_summary.json").read_text())
         assert trained["world_size"] == 2 and trained["steps"] >= 1, trained
+        # grounding of the final network on the val split: 20 visible frames of its one sequence
+        grounding = json.loads((reports / "training" / f"{mode}_grounding.json").read_text())["synth"]
+        for run in ("sentence", "shuffled"):
+            assert grounding[run]["frames"] == min(20, visible)
+            assert all(0.0 <= grounding[run][view] <= 1.0 for view in ("local", "global", "global_letterbox"))
+            assert sum(grounding[run]["frames_by_size"].values()) == min(20, visible)
+    table = pd.read_csv(reports / "tables" / "grounding.csv")
+    assert len(table) == 2 * 2 * 3 and table.accuracy.between(0, 1).all()
     metrics = json.loads((reports / "metrics" / "synth.json").read_text())
     assert metrics["modes"]["tf"]["scored"] == 3 and not metrics["modes"]["tf"]["failed"]
-    import pandas as pd
 
     success = pd.read_csv(reports / "plots" / "success.csv")
     assert len(success) == 21 * success.tracker.nunique() and success.success.between(0, 100).all()

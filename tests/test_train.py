@@ -19,7 +19,9 @@ from safetensors.torch import load_file
 
 from mvlm.config import TrainConfig, build, model_config
 from mvlm.data.sampling import TrainingSampler, load_training_sequences
-from mvlm.train import grounding_accuracy, latest_epoch, lr_factor, param_groups, train
+from mvlm.train import (
+    grounding_accuracy, latest_epoch, lr_factor, param_groups, size_bin, size_bin_labels, train,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # a very small network so a step takes milliseconds: 64 px search, 4x4 map, 1-layer text tower
@@ -260,3 +262,39 @@ def test_grounding_accuracy_on_a_centre_predictor(toy_data):
     # visible squares span x <= 24 + 3 + 10 < 40: the frame centre (40, 30) is never inside
     assert res["global"] == 0.0 and res["global_letterbox"] == 0.0
     assert res["chance_area"] == pytest.approx(100 / (80 * 60), rel=1e-6)
+    # every toy target is 10x10 px: one size bin, same accuracies as overall
+    assert res["frames_by_size"] == {"<12": 6}
+    assert res["by_size"] == {"global": {"<12": 0.0}, "global_letterbox": {"<12": 0.0}, "local": {"<12": 1.0}}
+
+
+def test_size_bins_put_an_edge_in_the_bin_above():
+    assert size_bin_labels() == ["<12", "12-24", "24-48", ">=48"]
+    assert [size_bin(v) for v in (0.0, 11.9, 12.0, 23.99, 24.0, 48.0, 500.0)] == [
+        "<12", "<12", "12-24", "12-24", "24-48", ">=48", ">=48"]
+    assert size_bin(5.0, (4.0,)) == ">=4" and size_bin(3.0, (4.0,)) == "<4"
+
+
+class _TemplateRecorder(_CentreNet):
+    """A box-mode centre predictor that keeps the templates it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.cfg = model_config({**MICRO, "template_free": False}, preset="tiny")
+        self.seen = []
+
+    def forward(self, search, templates, text_emb):
+        self.seen.append(templates)
+        return super().forward(search, templates, text_emb)
+
+
+def test_grounding_accuracy_gives_a_box_model_first_frame_templates(toy_data):
+    from mvlm.data.crops import box_view, to_network_input
+
+    seqs = load_training_sequences({"synth": str(toy_data)})["synth"]
+    net = _TemplateRecorder()
+    res = grounding_accuracy(net, seqs, per_sequence=2, template_factor=2.0)
+    assert res["frames"] == 4 and res["local"] == 1.0 and len(net.seen) == 4 * 3
+    first, _ = box_view(seqs[0].read_frame(0), seqs[0].boxes[0], 2.0, net.cfg.encoder.template_size)
+    expected = to_network_input(first)
+    assert len(net.seen[0]) == net.cfg.num_templates == 2
+    assert all(torch.equal(t, expected) for t in net.seen[0])
