@@ -123,7 +123,7 @@ def train_stage(mode: str, train_params: dict, reports: str | Path = "reports") 
 
 
 def grounding_report(checkpoint: str | Path, datasets: dict[str, str], sampling: SamplingConfig,
-                     per_sequence: int = 20) -> dict:
+                     per_sequence: int = 12) -> dict:
     """Per-frame grounding of a trained network on held-out sequences, with the right and with a
     shuffled sentence (`mvlm.train.grounding_accuracy`): {"<dataset>": {"sentence": ..., "shuffled": ...}}."""
     from mvlm.data.sampling import load_training_sequences

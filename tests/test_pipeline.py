@@ -94,12 +94,12 @@ def test_pipeline_writes_tables_and_figures(pipeline_repo: Path):
     for mode in ("tf", "bbox"):  # params.yaml trains with two local DDP processes
         trained = json.loads((reports / "training" / f"{mode}_summary.json").read_text())
         assert trained["world_size"] == 2 and trained["steps"] >= 1, trained
-        # grounding of the final network on the val split: 20 visible frames of its one sequence
+        # grounding of the final network on the val split: 12 visible frames of its one sequence
         grounding = json.loads((reports / "training" / f"{mode}_grounding.json").read_text())["synth"]
         for run in ("sentence", "shuffled"):
-            assert grounding[run]["frames"] == min(20, visible)
+            assert grounding[run]["frames"] == min(12, visible)
             assert all(0.0 <= grounding[run][view] <= 1.0 for view in ("local", "global", "global_letterbox"))
-            assert sum(grounding[run]["frames_by_size"].values()) == min(20, visible)
+            assert sum(grounding[run]["frames_by_size"].values()) == min(12, visible)
     table = pd.read_csv(reports / "tables" / "grounding.csv")
     assert len(table) == 2 * 2 * 3 and table.accuracy.between(0, 1).all()
     metrics = json.loads((reports / "metrics" / "synth.json").read_text())
