@@ -345,7 +345,7 @@ def _grounding_table(training_dir: Path):
     target-size bin, from reports/training/<mode>_grounding.json."""
     import pandas as pd
 
-    from mvlm.train import size_bin_labels
+    from mvlm.train import GROUNDING_VIEWS, size_bin_labels
 
     bins = size_bin_labels()
     rows = []
@@ -355,7 +355,7 @@ def _grounding_table(training_dir: Path):
             continue
         for dataset, runs in json.loads(path.read_text()).items():
             for sentence, res in runs.items():
-                for view in ("local", "global_letterbox", "global"):
+                for view in GROUNDING_VIEWS:
                     row = {"mode": mode, "dataset": dataset, "view": view, "sentence": sentence,
                            "accuracy": res.get(view), "frames": res.get("frames")}
                     row.update({f"target {b} px": (res.get("by_size") or {}).get(view, {}).get(b) for b in bins})

@@ -510,6 +510,7 @@ def _out_of_time(t_start: float, max_minutes: float, env: DistEnv) -> bool:
 
 
 GROUNDING_SIZE_EDGES = (12.0, 24.0, 48.0)  # target side sqrt(w·h) in frame pixels
+GROUNDING_VIEWS = ("local", "global_letterbox", "global")  # the tracker's views of a frame
 
 
 def size_bin_labels(edges: tuple[float, ...] = GROUNDING_SIZE_EDGES) -> list[str]:
@@ -551,8 +552,7 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
     template_free = getattr(net.cfg, "template_free", True)
     device = next(net.parameters()).device
     rng = np.random.default_rng(seed)
-    views_named = ("global", "global_letterbox", "local")
-    hits: dict[str, list[bool]] = {name: [] for name in views_named}
+    hits: dict[str, list[bool]] = {name: [] for name in GROUNDING_VIEWS}
     bins: list[str] = []
     area = []
     for k, seq in enumerate(sequences):
@@ -585,7 +585,7 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
     result["by_size"] = {
         name: {b: float(np.mean([h for h, hb in zip(hits[name], bins) if hb == b]))
                for b in labels if b in bins}
-        for name in views_named
+        for name in GROUNDING_VIEWS
     }
     result["frames_by_size"] = {b: bins.count(b) for b in labels if b in bins}
     return {**result, "frames": len(hits["global"]), "chance_area": float(np.mean(area)) if area else 0.0}
