@@ -169,6 +169,10 @@ class TrackerConfig:
     # included) and cut views with mvlm.data.crops as training does; None = on in corrected
     exact_mapping: Optional[bool] = None
     clip_margin: float = 10.0
+    # 0 = the global pass sees the whole frame in one view (reference); z > 0 = it tiles the
+    # frame with overlapping windows of search_size/z frame px (1 = the frame's own pixels), runs
+    # them as one batch and keeps the window whose top candidate has the highest κmvlm
+    global_zoom: float = 0.0
 
     def resolved_fixes(self) -> dict[str, bool]:
         """Each corrected-mode fix as a bool: explicit value, else on in `corrected` mode."""
@@ -223,6 +227,9 @@ class SamplingConfig:
     hflip: float = 0.5
     dataset_ratios: dict[str, float] = field(default_factory=dict)
     letterbox_share: float = 0.5  # of the global views, share letterboxed (rest stretched)
+    # 0 = global views show the whole frame; z > 0 = a window of the tracker's tiled global
+    # pass (tracker.global_zoom), search_size/z frame px (1 = the frame's own pixels)
+    global_zoom: float = 0.0
     brightness_jitter: float = 0.2  # brightness factor drawn from U(1 - j, 1 + j) per sample
     frame_cache_mb: int = 512  # decoded-frame LRU per data process (0 = no cache)
 

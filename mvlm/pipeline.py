@@ -136,7 +136,8 @@ def grounding_report(checkpoint: str | Path, datasets: dict[str, str], sampling:
         report[name] = {
             label: grounding_accuracy(net, sequences, per_sequence=per_sequence,
                                       search_factor=sampling.search_factor,
-                                      template_factor=sampling.template_factor, shuffle_sentences=shuffled)
+                                      template_factor=sampling.template_factor, shuffle_sentences=shuffled,
+                                      tile_zoom=sampling.global_zoom or 1.0)
             for label, shuffled in (("sentence", False), ("shuffled", True))
         }
     return report

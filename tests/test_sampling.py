@@ -186,3 +186,52 @@ def test_bad_sequences_give_clear_errors(tmp_path):
     sampler = TrainingSampler({"toy": [broken]}, SamplingConfig(), 64, 32)
     with pytest.raises(DataError, match="00000000.png: cannot decode"):
         sampler.sample(0, 0, 0)
+
+
+def test_tile_starts_cover_the_frame_at_half_window_stride():
+    from mvlm.data.crops import tile_starts
+
+    assert tile_starts(256, 128) == [0.0, 64.0, 128.0]
+    assert tile_starts(192, 128) == [0.0, 64.0]
+    assert tile_starts(200, 64) == pytest.approx([0.0, 27.2, 54.4, 81.6, 108.8, 136.0])  # stride ≤ 32
+    assert tile_starts(100, 128) == [-14.0]  # a frame smaller than the window: one centred window
+
+
+def test_tile_views_show_the_frame_at_the_zoom(seq):
+    from mvlm.data.crops import tile_views
+
+    image = seq.read_frame(0)  # 96x64, red 8x8 box at (20, 16)
+    tiles = tile_views(image, 64, zoom=2.0)  # windows of 32 frame px
+    assert len(tiles) == 5 * 3 and all(v.shape == (64, 64, 3) for v, _ in tiles)
+    first, t = tiles[0]
+    assert (t.origin_x, t.origin_y, t.scale_x) == (0.0, 0.0, 2.0)
+    x, y, w, h = t.to_view(seq.boxes[0])
+    assert (x, y, w, h) == (40.0, 32.0, 16.0, 16.0)
+    assert (first[33:47, 41:55] == (255, 0, 0)).all()  # the box, twice as large
+    with pytest.raises(ValueError, match="zoom"):
+        tile_views(image, 64, zoom=0.0)
+
+
+@pytest.mark.parametrize("zoom", [1.0, 2.0])
+def test_global_zoom_views_are_windows_holding_the_target(seq, zoom):
+    sampler = TrainingSampler({"toy": [seq]}, cfg(local_share=0.0, global_share=1.0, absent_share=0.0,
+                                                   global_zoom=zoom), 64, 32)
+    for i in range(12):
+        s = sampler.sample(0, 0, i)
+        idx = int(s.source.rsplit("#", 1)[1])
+        assert s.kind == "global" and s.present
+        np.testing.assert_allclose(s.box[2:], [8 * zoom / 64] * 2, atol=1e-6)  # frame px x zoom
+        cx, cy = s.box[:2] * 64
+        assert (s.search[int(cy), int(cx)] == (255, 0, 0)).all()  # the red box is where the label says
+        # the window lies within the tiling's range, like one of the tracker's windows
+        origin_x = (seq.boxes[idx][0] + 4) - cx / zoom
+        assert -1e-6 <= origin_x <= W - 64 / zoom + 1e-6
+
+
+def test_global_zoom_absent_views_are_windows_without_the_target(seq):
+    sampler = TrainingSampler({"toy": [seq]}, cfg(local_share=0.0, global_share=1.0, absent_share=1.0,
+                                                   global_zoom=2.0), 64, 32)
+    absent = [s for s in (sampler.sample(0, 0, i) for i in range(10)) if s.kind == "absent"]
+    assert absent
+    for s in absent:
+        assert not s.present and not (s.search[..., 0] > 200).any()

@@ -245,3 +245,32 @@ def test_overrides_parse_and_reject_unknown_keys():
         tracker_config(tracker_overrides(["taux=1"]))
     with pytest.raises(ConfigError, match="flat"):
         tracker_overrides(["model.encoder.dims=1"])
+
+
+def batched(per_window: list[np.ndarray], size=0.2, offset=0.5):
+    """Head outputs for a batch of windows, one score map (F,F) each."""
+    outs = [maps(s, size=size, offset=offset) for s in per_window]
+    return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+
+
+def test_tiled_global_pass_keeps_the_window_with_the_most_confident_candidate():
+    # 160x120 frame, 128 px views at zoom 2: windows of 64 frame px at x 0,32,64,96 and y 0,28,56
+    scores = [peak(2, 2, value=0.5) for _ in range(12)]
+    scores[7] = peak(4, 4, value=0.9)  # row 1, column 3: origin (96, 28)
+    tr, net = make(batched(scores), alpha=0.0, compat="corrected", global_zoom=2.0)
+    res = tr.initialize(frame(), "the red car")
+    assert net.calls[0]["search"] == (12, 6, 128, 128)
+    assert res.mode == "global" and res.top1 == 4 * F + 4
+    # cell (4,4) + offset 0.5 = view px 72 -> frame 96 + 72/2 = 132, 28 + 36 = 64; box 0.2·128/2 px
+    np.testing.assert_allclose(res.box, [132 - 6.4, 64 - 6.4, 12.8, 12.8], atol=1e-4)
+    assert tr.memory.shape == (1, F * F) and tr.memory_view.origin_x == 96.0
+    assert tr.last_confidence.kappa_mvlm.shape == (1, F * F)
+
+
+def test_tiled_global_pass_in_box_mode_repeats_the_templates_per_window():
+    scores = [peak(4, 4, value=0.9)] + [peak(4, 4, value=0.2)] * 11
+    tr, net = make(batched(scores), preset="bbox", gate="always_global", compat="corrected", global_zoom=2.0)
+    tr.initialize(frame(), "car", box=[60, 40, 30, 20])
+    res = tr.track(frame())
+    assert res.mode == "global" and net.calls[0]["search"] == (12, 6, 128, 128)
+    assert net.calls[0]["templates"] == 2

@@ -252,7 +252,26 @@ class _CentreNet(nn.Module):
         return torch.zeros(len(texts), 2, 4)
 
     def forward(self, search, templates, text_emb):
-        return {"pred_boxes": torch.tensor([[[0.5, 0.5, 0.1, 0.1]]]).expand(len(search), 1, 4)}
+        return {"pred_boxes": torch.tensor([[[0.5, 0.5, 0.1, 0.1]]]).expand(len(search), 1, 4),
+                "score_map": torch.zeros(len(search), 1, 4, 4)}
+
+
+class _ColourNet(_CentreNet):
+    """Finds the one saturated (non-grey) blob of a view: centroid as the box centre, pixel count
+    as the score peak, so a tiled pass must pick the window that holds the square."""
+
+    def forward(self, search, templates, text_emb):
+        from mvlm.data.crops import IMAGENET_MEAN, IMAGENET_STD
+
+        rgb = search[:, :3] * torch.tensor(IMAGENET_STD)[:, None, None] + torch.tensor(IMAGENET_MEAN)[:, None, None]
+        blob = (rgb.amax(1) - rgb.amin(1)) > 0.3  # (B,H,W): grey frame and black padding have no spread
+        size = search.shape[-1]
+        ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+        count = blob.flatten(1).sum(1).float()
+        cx = (blob * xs).flatten(1).sum(1) / count.clamp(min=1) / size
+        cy = (blob * ys).flatten(1).sum(1) / count.clamp(min=1) / size
+        boxes = torch.stack([cx, cy, torch.full_like(cx, 0.1), torch.full_like(cx, 0.1)], 1)[:, None]
+        return {"pred_boxes": boxes, "score_map": count.reshape(-1, 1, 1, 1).expand(-1, 1, 4, 4)}
 
 
 def test_grounding_accuracy_on_a_centre_predictor(toy_data):
@@ -264,7 +283,18 @@ def test_grounding_accuracy_on_a_centre_predictor(toy_data):
     assert res["chance_area"] == pytest.approx(100 / (80 * 60), rel=1e-6)
     # every toy target is 10x10 px: one size bin, same accuracies as overall
     assert res["frames_by_size"] == {"<12": 6}
-    assert res["by_size"] == {"global": {"<12": 0.0}, "global_letterbox": {"<12": 0.0}, "local": {"<12": 1.0}}
+    assert res["by_size"]["global"] == {"<12": 0.0} and res["by_size"]["local"] == {"<12": 1.0}
+    assert res["by_size"]["global_letterbox"] == {"<12": 0.0}
+
+
+def test_grounding_accuracy_tiled_view_maps_the_chosen_window_back(toy_data):
+    seqs = load_training_sequences({"synth": str(toy_data)})["synth"]
+    # 80x60 frames, 64 px views: at zoom 1 two windows (x 0 and 16), at zoom 2 windows of 32 px
+    for zoom in (1.0, 2.0):
+        res = grounding_accuracy(_ColourNet(), seqs, per_sequence=5, tile_zoom=zoom)
+        assert res["frames"] == 10
+        assert res["global_tiles"] == res["global"] == res["local"] == 1.0
+        assert res["by_size"]["global_tiles"] == {"<12": 1.0}
 
 
 def test_size_bins_put_an_edge_in_the_bin_above():
@@ -293,8 +323,10 @@ def test_grounding_accuracy_gives_a_box_model_first_frame_templates(toy_data):
     seqs = load_training_sequences({"synth": str(toy_data)})["synth"]
     net = _TemplateRecorder()
     res = grounding_accuracy(net, seqs, per_sequence=2, template_factor=2.0)
-    assert res["frames"] == 4 and res["local"] == 1.0 and len(net.seen) == 4 * 3
+    # per frame: three single views, then the tiled pass (two 64 px windows of an 80x60 frame)
+    assert res["frames"] == 4 and res["local"] == 1.0 and len(net.seen) == 4 * 4
     first, _ = box_view(seqs[0].read_frame(0), seqs[0].boxes[0], 2.0, net.cfg.encoder.template_size)
     expected = to_network_input(first)
     assert len(net.seen[0]) == net.cfg.num_templates == 2
     assert all(torch.equal(t, expected) for t in net.seen[0])
+    assert all(t.shape[0] == 2 and torch.equal(t[1:], expected) for t in net.seen[3])

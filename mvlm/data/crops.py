@@ -103,6 +103,35 @@ def global_view(image: np.ndarray, out_size: int, letterbox: bool = False) -> tu
     return _warp(image, t), t
 
 
+def tile_starts(length: int, side: float) -> list[float]:
+    """Window starts along one axis: windows of `side` px at a stride of at most side/2 that
+    cover [0, length), the first at 0 and the last at length − side; one centred window when
+    the frame is not longer than the window."""
+    if length <= side:
+        return [(length - side) / 2.0]
+    count = int(math.ceil((length - side) / (side / 2.0))) + 1
+    return [float(v) for v in np.linspace(0.0, length - side, count)]
+
+
+def tile_views(image: np.ndarray, out_size: int, zoom: float) -> list[tuple[np.ndarray, ViewTransform]]:
+    """The whole frame as overlapping square windows of ``out_size / zoom`` frame px, each resized
+    to `out_size` (zoom 1 = the frame's own pixels), row by row.
+
+    One whole-frame view shrinks a small target below an encoder token; windows keep it at the
+    scale local crops show it, for the price of one network pass per window.
+    """
+    if zoom <= 0:
+        raise ValueError(f"tile zoom must be > 0, got {zoom}")
+    h, w = image.shape[:2]
+    side = out_size / zoom
+    views = []
+    for y0 in tile_starts(h, side):
+        for x0 in tile_starts(w, side):
+            t = ViewTransform(x0, y0, zoom, zoom, out_size)
+            views.append((_warp(image, t), t))
+    return views
+
+
 @functools.lru_cache(maxsize=1)
 def _normalization_table() -> np.ndarray:
     """(1, 256, 3) float32: entry [0, v, c] = (v/255 − mean_c)/std_c, computed with the same

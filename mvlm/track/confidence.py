@@ -28,6 +28,7 @@ equal to the one-function-at-a-time form the public helpers below still offer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -362,3 +363,11 @@ def frame_confidence(
     return Confidence(
         **parts, kappa_mem_prev=memory_prev, kappa_mem=memory, kappa_mvlm=fused, in_s=in_s, top1=top1
     )
+
+
+def confidence_row(c: Confidence, row: int) -> Confidence:
+    """Batch row `row` of a Confidence, keeping a batch dimension of 1 (one window of a tiled pass)."""
+    return Confidence(**{
+        f.name: (None if getattr(c, f.name) is None else getattr(c, f.name)[row:row + 1])
+        for f in dataclasses.fields(c)
+    })

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from mvlm.config import ConfigError, ModelConfig, TrackerConfig
-from mvlm.data.crops import to_network_input
+from mvlm.data.crops import tile_views, to_network_input
 from mvlm.track import confidence as conf
 from mvlm.track import mapping
 
@@ -257,6 +257,8 @@ class MVLMTracker:
         return self.memory
 
     def _step(self, frame: np.ndarray, mode: str) -> TrackResult:
+        if mode == "global" and self.cfg.global_zoom > 0:
+            return self._tiled_step(frame)
         t0 = time.perf_counter()
         with _one_intra_op_thread():
             view = self._view(frame, mode)
@@ -269,6 +271,35 @@ class MVLMTracker:
             use_window = self.cfg.window and (mode == "local" or self.switches["global_window"])
             c = conf.frame_confidence(out, self.text_vec, self.window if use_window else None,
                                       self._memory_prev(view), self.params)
+        return self._finish_step(frame, mode, view, c, (t0, t1, t2))
+
+    def _tiled_step(self, frame: np.ndarray) -> TrackResult:
+        """Global pass over overlapping windows (`crops.tile_views`) in one batch; the window
+        whose top candidate has the highest κmvlm is this frame's view."""
+        t0 = time.perf_counter()
+        with _one_intra_op_thread():
+            views = [mapping.SearchView(image, "global", t, t.scale_x, frame.shape[:2], reference=False)
+                     for image, t in tile_views(frame, self.search_size, self.cfg.global_zoom)]
+            search = to_network_input([v.image for v in views]).to(self.device)
+        t1 = time.perf_counter()
+        n = len(views)
+        templates = ([t.expand(n, -1, -1, -1) for t in self.templates]
+                     if (self.uses_templates and self.templates) else None)
+        out = self.net(search, templates, self.text_emb.expand(n, -1, -1))
+        t2 = time.perf_counter()
+        with _one_intra_op_thread():
+            window = self.window if (self.cfg.window and self.switches["global_window"]) else None
+            memories = [self._memory_prev(v) for v in views]
+            memory = None if memories[0] is None else torch.cat(memories)
+            c = conf.frame_confidence(out, self.text_vec, window, memory, self.params)
+            best = int(c.kappa_mvlm.gather(1, c.top1[:, None])[:, 0].argmax())
+            c = conf.confidence_row(c, best)
+        return self._finish_step(frame, "global", views[best], c, (t0, t1, t2))
+
+    def _finish_step(self, frame: np.ndarray, mode: str, view: mapping.SearchView, c: conf.Confidence,
+                     times: tuple[float, float, float]) -> TrackResult:
+        t0, t1, t2 = times
+        with _one_intra_op_thread():
             top1 = int(c.top1[0])
             box_norm = c.boxes[0, top1]
             kappa, l_top1 = c.kappa_mvlm[0, top1].item(), c.l[0, top1].item()
