@@ -230,6 +230,13 @@ class SamplingConfig:
     # 0 = global views show the whole frame; z > 0 = a window of the tracker's tiled global
     # pass (tracker.global_zoom), search_size/z frame px (1 = the frame's own pixels)
     global_zoom: float = 0.0
+    # box mode: this share of the samples carries `neutral_sentence` instead of the sequence's own,
+    # so the match must come from the templates (a network trained with sentences alone ignores them)
+    neutral_sentence_share: float = 0.0
+    neutral_sentence: str = "the target"
+    # of the global views that show the target, share given another sequence's sentence and an
+    # all-zero score target: the heatmap must fire for the described object, not any salient one
+    foreign_sentence_share: float = 0.0
     brightness_jitter: float = 0.2  # brightness factor drawn from U(1 - j, 1 + j) per sample
     frame_cache_mb: int = 512  # decoded-frame LRU per data process (0 = no cache)
 

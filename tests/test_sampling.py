@@ -235,3 +235,37 @@ def test_global_zoom_absent_views_are_windows_without_the_target(seq):
     assert absent
     for s in absent:
         assert not s.present and not (s.search[..., 0] > 200).any()
+
+
+def test_neutral_sentence_share(seq):
+    never = TrainingSampler({"toy": [seq]}, cfg(), 64, 32, num_templates=2)
+    always = TrainingSampler({"toy": [seq]}, cfg(neutral_sentence_share=1.0, neutral_sentence="the target"),
+                             64, 32, num_templates=2)
+    half = TrainingSampler({"toy": [seq]}, cfg(neutral_sentence_share=0.5), 64, 32, num_templates=2)
+    assert {never.sample(0, 0, i).sentence for i in range(20)} == {"the red box on the left"}
+    assert {always.sample(0, 0, i).sentence for i in range(20)} == {"the target"}
+    neutral = sum(half.sample(0, 0, i).sentence == "the target" for i in range(200))
+    assert 70 <= neutral <= 130
+    # images, boxes and templates are the ones the sentence-only sampler draws
+    a, b = never.sample(0, 0, 3), always.sample(0, 0, 3)
+    np.testing.assert_array_equal(a.search, b.search)
+    np.testing.assert_array_equal(a.box, b.box)
+    np.testing.assert_array_equal(a.templates[0], b.templates[0])
+
+
+def test_foreign_sentence_views_keep_the_image_and_become_absent(tmp_path):
+    red = make_sequence(tmp_path, "red-1", [[20, 16, 8, 8]] * 4, sentence="the red box")
+    other = make_sequence(tmp_path, "blue-1", [[40, 30, 8, 8]] * 4, sentence="the blue box")
+    kw = dict(local_share=0.0, global_share=1.0, absent_share=0.0)
+    plain = TrainingSampler({"toy": [red, other]}, cfg(**kw), 64, 32)
+    foreign = TrainingSampler({"toy": [red, other]}, cfg(**kw, foreign_sentence_share=1.0), 64, 32)
+    for i in range(8):
+        a, b = plain.sample(0, 0, i), foreign.sample(0, 0, i)
+        assert a.kind == "global" and a.present
+        assert b.kind == "absent" and not b.present and not b.box.any()
+        assert b.sentence != a.sentence and b.sentence in ("the red box", "the blue box")
+        np.testing.assert_array_equal(a.search, b.search)  # same view: only the sentence changed
+    # one sentence for every sequence: nothing else to borrow, the sample stays as it was
+    twin = make_sequence(tmp_path, "red-2", [[30, 16, 8, 8]] * 4, sentence="The red box ")
+    same = TrainingSampler({"toy": [red, twin]}, cfg(**kw, foreign_sentence_share=1.0), 64, 32)
+    assert all(same.sample(0, 0, i).present for i in range(6))

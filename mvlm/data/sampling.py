@@ -16,11 +16,15 @@ One sample = (search view, templates, sentence, target box, presence flag):
   zero, no box loss. (The reference never trains on either kind, §7.3-4.)
 
 Shares: local : global = local_share : global_share; `absent_share` of the global draws are
-absent views. Templates (bbox mode) are `box_view` crops of other visible frames of the same
+absent views, and `foreign_sentence_share` of the other global draws keep their image but take
+another sequence's sentence, so they are absent too (the sentence, not saliency, must decide
+whether the heatmap fires). Templates (bbox mode) are `box_view` crops of other visible frames of the same
 sequence within ±max_gap of the search frame (drawn with replacement, no jitter; any other
 visible frame when none is that close, the search frame itself only when it is the only one).
-Each sequence has one sentence. A horizontal flip (p = hflip) flips search and templates together, mirrors the
-box and swaps left/right words in the sentence (the reference leaves the text wrong, §7.3-8).
+Each sequence has one sentence; a share `neutral_sentence_share` of the samples gets
+`neutral_sentence` instead (box mode: only the templates then say which object is meant). A
+horizontal flip (p = hflip) flips search and templates together, mirrors the box and swaps
+left/right words in the sentence (the reference leaves the text wrong, §7.3-8).
 
 Targets are normalized ``cx, cy, w, h`` in the search view (divided by the view size, the
 tracker's convention; the reference's ``size − 1`` is §7.3-11). A local crop whose jittered
@@ -250,12 +254,29 @@ class TrainingSampler:
                 search, box, present = self._global(frame, box_px, rng)
             sample = TrainingSample(search, [], track.seq.language, box, present, kind,
                                     f"{name}/{track.seq.name}#{frame_idx}")
+            if kind == "global" and present and self.cfg.foreign_sentence_share > 0 \
+                    and rng.random() < self.cfg.foreign_sentence_share:
+                sample = self._foreign_sentence(sample, name, track, rng)
         sample.templates = self._templates(track, frame_idx, rng)
+        if self.cfg.neutral_sentence_share > 0 and rng.random() < self.cfg.neutral_sentence_share:
+            sample.sentence = self.cfg.neutral_sentence
         if flip:
             sample = _flipped(sample)
         if brightness != 1.0:
             sample.search = _scaled(sample.search, brightness)
             sample.templates = [_scaled(t, brightness) for t in sample.templates]
+        return sample
+
+    def _foreign_sentence(self, sample: TrainingSample, name: str, track: _Track,
+                          rng: np.random.Generator) -> TrainingSample:
+        """The same view with another sequence's sentence: what it describes is not the target, so
+        the score target is all zero (absent). Unchanged when no other sentence can be found."""
+        tracks = self.tracks[name]
+        for _ in range(8):
+            other = tracks[rng.integers(len(tracks))]
+            if other.seq.language.strip().lower() != track.seq.language.strip().lower():
+                return TrainingSample(sample.search, [], other.seq.language, np.zeros(4, np.float32), False,
+                                      "absent", f"{sample.source}+sentence:{other.seq.name}")
         return sample
 
     def _frame(self, track: _Track, index: int) -> np.ndarray:
