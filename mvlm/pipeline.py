@@ -137,7 +137,7 @@ def grounding_report(checkpoint: str | Path, datasets: dict[str, str], sampling:
             label: grounding_accuracy(net, sequences, per_sequence=per_sequence,
                                       search_factor=sampling.search_factor,
                                       template_factor=sampling.template_factor, shuffle_sentences=shuffled,
-                                      tile_zoom=sampling.global_zoom or 1.0)
+                                      tile_zoom=sampling.global_zoom)
             for label, shuffled in (("sentence", False), ("shuffled", True))
         }
     return report
@@ -356,7 +356,7 @@ def _grounding_table(training_dir: Path):
             continue
         for dataset, runs in json.loads(path.read_text()).items():
             for sentence, res in runs.items():
-                for view in GROUNDING_VIEWS:
+                for view in (v for v in GROUNDING_VIEWS if v in res):  # tiles only when measured
                     row = {"mode": mode, "dataset": dataset, "view": view, "sentence": sentence,
                            "accuracy": res.get(view), "frames": res.get("frames")}
                     row.update({f"target {b} px": (res.get("by_size") or {}).get(view, {}).get(b) for b in bins})

@@ -528,13 +528,13 @@ def size_bin(side: float, edges: tuple[float, ...] = GROUNDING_SIZE_EDGES) -> st
 @torch.no_grad()
 def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, seed: int = 0,
                        search_factor: float = 4.0, shuffle_sentences: bool = False,
-                       template_factor: float = 2.0, tile_zoom: float = 1.0,
+                       template_factor: float = 2.0, tile_zoom: float = 0.0,
                        size_edges: tuple[float, ...] = GROUNDING_SIZE_EDGES) -> dict:
     """Per-frame grounding: share of frames where the predicted centre (argmax cell + offset) lies
     inside the GT box, for the tracker's views of a frame: ``global`` (stretched),
-    ``global_letterbox``, ``global_tiles`` (the tiled global pass, `crops.tile_views` at
-    `tile_zoom`; the window with the highest score peak answers) and ``local`` (search_factor
-    crop centred on the GT box).
+    ``global_letterbox``, ``global_tiles`` (only with `tile_zoom` > 0: the tiled global pass,
+    `crops.tile_views` at that zoom; the window with the highest score peak answers) and
+    ``local`` (search_factor crop centred on the GT box).
 
     `per_sequence` visible frames are drawn per sequence (seeded). ``shuffle_sentences`` gives each
     sequence the next sequence's sentence: if accuracy does not drop, the network localises
@@ -554,7 +554,8 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
     template_free = getattr(net.cfg, "template_free", True)
     device = next(net.parameters()).device
     rng = np.random.default_rng(seed)
-    hits: dict[str, list[bool]] = {name: [] for name in GROUNDING_VIEWS}
+    views = [v for v in GROUNDING_VIEWS if v != "global_tiles" or tile_zoom > 0]
+    hits: dict[str, list[bool]] = {name: [] for name in views}
     bins: list[str] = []
     area = []
     for k, seq in enumerate(sequences):
@@ -581,6 +582,8 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
                 hits[name].append(bool(x <= cx <= x + w and y <= cy <= y + h))
                 if name == "global":
                     area.append(w * h / size / size)
+            if tile_zoom <= 0:
+                continue
             tiles = tile_views(frame, size, tile_zoom)
             n = len(tiles)
             out = net(to_network_input([image for image, _ in tiles]).to(device),
@@ -596,7 +599,7 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
     result["by_size"] = {
         name: {b: float(np.mean([h for h, hb in zip(hits[name], bins) if hb == b]))
                for b in labels if b in bins}
-        for name in GROUNDING_VIEWS
+        for name in views
     }
     result["frames_by_size"] = {b: bins.count(b) for b in labels if b in bins}
     return {**result, "frames": len(hits["global"]), "chance_area": float(np.mean(area)) if area else 0.0}

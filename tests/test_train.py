@@ -277,7 +277,7 @@ class _ColourNet(_CentreNet):
 def test_grounding_accuracy_on_a_centre_predictor(toy_data):
     seqs = load_training_sequences({"synth": str(toy_data)})["synth"]
     res = grounding_accuracy(_CentreNet(), seqs, per_sequence=3)
-    assert res["frames"] == 6 and res["local"] == 1.0
+    assert res["frames"] == 6 and res["local"] == 1.0 and "global_tiles" not in res  # no zoom, no tiles
     # visible squares span x <= 24 + 3 + 10 < 40: the frame centre (40, 30) is never inside
     assert res["global"] == 0.0 and res["global_letterbox"] == 0.0
     assert res["chance_area"] == pytest.approx(100 / (80 * 60), rel=1e-6)
@@ -322,8 +322,8 @@ def test_grounding_accuracy_gives_a_box_model_first_frame_templates(toy_data):
 
     seqs = load_training_sequences({"synth": str(toy_data)})["synth"]
     net = _TemplateRecorder()
-    res = grounding_accuracy(net, seqs, per_sequence=2, template_factor=2.0)
     # per frame: three single views, then the tiled pass (two 64 px windows of an 80x60 frame)
+    res = grounding_accuracy(net, seqs, per_sequence=2, template_factor=2.0, tile_zoom=1.0)
     assert res["frames"] == 4 and res["local"] == 1.0 and len(net.seen) == 4 * 4
     first, _ = box_view(seqs[0].read_frame(0), seqs[0].boxes[0], 2.0, net.cfg.encoder.template_size)
     expected = to_network_input(first)
