@@ -554,8 +554,8 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
     template_free = getattr(net.cfg, "template_free", True)
     device = next(net.parameters()).device
     rng = np.random.default_rng(seed)
-    views = [v for v in GROUNDING_VIEWS if v != "global_tiles" or tile_zoom > 0]
-    hits: dict[str, list[bool]] = {name: [] for name in views}
+    measured = [v for v in GROUNDING_VIEWS if v != "global_tiles" or tile_zoom > 0]
+    hits: dict[str, list[bool]] = {name: [] for name in measured}
     bins: list[str] = []
     area = []
     for k, seq in enumerate(sequences):
@@ -599,7 +599,7 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
     result["by_size"] = {
         name: {b: float(np.mean([h for h, hb in zip(hits[name], bins) if hb == b]))
                for b in labels if b in bins}
-        for name in views
+        for name in measured
     }
     result["frames_by_size"] = {b: bins.count(b) for b in labels if b in bins}
     return {**result, "frames": len(hits["global"]), "chance_area": float(np.mean(area)) if area else 0.0}
