@@ -124,12 +124,14 @@ def tile_views(image: np.ndarray, out_size: int, zoom: float) -> list[tuple[np.n
         raise ValueError(f"tile zoom must be > 0, got {zoom}")
     h, w = image.shape[:2]
     side = out_size / zoom
-    views = []
-    for y0 in tile_starts(h, side):
-        for x0 in tile_starts(w, side):
-            t = ViewTransform(x0, y0, zoom, zoom, out_size)
-            views.append((_warp(image, t), t))
-    return views
+    return [window_view(image, (x0, y0), zoom, out_size) for y0 in tile_starts(h, side) for x0 in tile_starts(w, side)]
+
+
+def window_view(image: np.ndarray, origin_xy, zoom: float, out_size: int) -> tuple[np.ndarray, ViewTransform]:
+    """Square window with its top-left corner at `origin_xy` (frame px, not rounded) and a side of
+    ``out_size / zoom`` frame px, resized to `out_size` (zero padding outside the frame)."""
+    t = ViewTransform(float(origin_xy[0]), float(origin_xy[1]), zoom, zoom, out_size)
+    return _warp(image, t), t
 
 
 @functools.lru_cache(maxsize=1)

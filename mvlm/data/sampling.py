@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from mvlm.config import SamplingConfig
-from mvlm.data.crops import ViewTransform, _warp, box_view, global_view, local_view, tile_starts, to_network_input
+from mvlm.data.crops import box_view, global_view, local_view, tile_starts, to_network_input, window_view
 from mvlm.data.sequence import DataError, Sequence
 
 KINDS = ("local", "global", "absent")
@@ -325,8 +325,7 @@ class TrainingSampler:
                 if lo > hi:  # centre outside the tiling's range (a box off the frame edge)
                     lo = hi = min(max(centre[axis] - side / 2, starts[0]), starts[-1])
             origin.append(float(rng.uniform(lo, hi)) if hi > lo else float(lo))
-        t = ViewTransform(origin[0], origin[1], zoom, zoom, self.search_size)
-        return _warp(frame, t), t
+        return window_view(frame, origin, zoom, self.search_size)
 
     def _absent(self, track: _Track, rng: np.random.Generator) -> tuple[TrainingSample, int]:
         name = f"{track.dataset}/{track.seq.name}"
