@@ -269,3 +269,10 @@ def test_foreign_sentence_views_keep_the_image_and_become_absent(tmp_path):
     twin = make_sequence(tmp_path, "red-2", [[30, 16, 8, 8]] * 4, sentence="The red box ")
     same = TrainingSampler({"toy": [red, twin]}, cfg(**kw, foreign_sentence_share=1.0), 64, 32)
     assert all(same.sample(0, 0, i).present for i in range(6))
+
+
+@pytest.mark.parametrize("key,value", [("neutral_sentence_share", 1.5), ("foreign_sentence_share", -0.1),
+                                       ("global_zoom", -1.0)])
+def test_bad_view_options_name_the_key(seq, key, value):
+    with pytest.raises(ValueError, match=f"sampling.{key}"):
+        TrainingSampler({"toy": [seq]}, cfg(**{key: value}), 64, 32)

@@ -274,3 +274,8 @@ def test_tiled_global_pass_in_box_mode_repeats_the_templates_per_window():
     res = tr.track(frame())
     assert res.mode == "global" and net.calls[0]["search"] == (12, 6, 128, 128)
     assert net.calls[0]["templates"] == 2
+
+
+def test_negative_global_zoom_is_rejected():
+    with pytest.raises(ConfigError, match="global_zoom"):
+        make(maps(peak(4, 4)), global_zoom=-1.0)

@@ -210,6 +210,11 @@ class TrainingSampler:
             raise ValueError(f"sampling: local_share/global_share must be >= 0 with a positive sum, "
                              f"got {cfg.local_share}/{cfg.global_share}")
         self.p_local = cfg.local_share / total
+        for key in ("neutral_sentence_share", "foreign_sentence_share"):
+            if not 0.0 <= getattr(cfg, key) <= 1.0:
+                raise ValueError(f"sampling.{key}: a share in [0, 1], got {getattr(cfg, key)}")
+        if not cfg.global_zoom >= 0:
+            raise ValueError(f"sampling.global_zoom: must be 0 (whole frame) or > 0, got {cfg.global_zoom}")
         self.cache = FrameCache(cfg.frame_cache_mb)
 
     def _ratios(self) -> np.ndarray:

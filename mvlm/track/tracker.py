@@ -132,6 +132,8 @@ class MVLMTracker:
                  device: str | torch.device = "cpu") -> None:
         if not tracker_cfg.template_free and tracker_cfg.num_templates < 1:
             raise ConfigError("tracker.num_templates: template mode needs at least 1 template")
+        if not tracker_cfg.global_zoom >= 0:
+            raise ConfigError(f"tracker.global_zoom: must be 0 (one whole-frame view) or > 0, got {tracker_cfg.global_zoom}")
         if tracker_cfg.template_free and not model_cfg.template_free:
             raise ConfigError(
                 "the network expects templates (model.template_free: false) but the tracker preset "
