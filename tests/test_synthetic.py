@@ -130,6 +130,32 @@ def test_event_statistics_of_small_set(small_set):
     assert stats["problems"] == []
 
 
+@pytest.mark.parametrize("ceiling", ["perfect", "lost_at_first_cut_or_exit"])
+def test_success_ceilings_equal_the_scorer_on_idealized_predictions(small_set, tmp_path, ceiling):
+    """Exact GT up to the break, then a 1x1 box outside the target: the scorer's AUC is the ceiling."""
+    from mvlm.data.benchmarks import load_dataset
+    from mvlm.evaluate.results import write_results
+    from mvlm.evaluate.scoring import score_dataset
+
+    root, stats = small_set
+    kinds = {"perfect": (), "lost_at_first_cut_or_exit": ("cut", "out_of_view")}[ceiling]
+    sequences = load_dataset("lasot", root)
+    for seq in sequences:
+        meta = json.loads((Path(seq.meta["path"]) / "meta.json").read_text())
+        stop = min([e["first"] for e in meta["events"] if e["type"] in kinds] + [len(seq)])
+        pred = seq.boxes.copy()
+        for t in range(len(seq)):
+            x, y, w, h = seq.boxes[t]
+            if t >= stop or w <= 0:  # a pixel the target box does not cover: IoU exactly 0
+                px = 0.0 if x > 0 or y > 0 else meta["width"] - 1.0
+                pred[t] = (px, 0.0, 1.0, 1.0)
+        write_results(tmp_path, seq.name, pred)
+    result = score_dataset(sequences, tmp_path, "vl_python", dataset="lasot")
+    assert result.scores()["auc"] == pytest.approx(stats["success_auc_ceiling"][ceiling], abs=0.006)
+    ceilings = list(stats["success_auc_ceiling"].values())
+    assert ceilings == sorted(ceilings, reverse=True) and ceilings[0] < 100 * 20 / 21
+
+
 def test_lasot_loader_reads_the_output(small_set):
     lasot = pytest.importorskip("mvlm.data.benchmarks")
     root, _ = small_set

@@ -42,6 +42,8 @@ def _summary_lines(stats: dict) -> list[str]:
         f"distractors sharing an attribute: mean {stats['distractors_sharing']['mean']} "
         f"(min {stats['distractors_sharing']['min']}), objects per sequence {stats['objects_per_sequence']}",
         "sentence kinds: " + ", ".join(f"{k} {v}" for k, v in stats["sentence_kinds"].items()),
+        "success AUC ceilings (exact on the frames kept): " + ", ".join(
+            f"{k} {v}" for k, v in stats["success_auc_ceiling"].items()),
     ]
     if "generation" in stats:
         g = stats["generation"]

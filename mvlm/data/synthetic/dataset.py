@@ -347,10 +347,38 @@ def _quantiles(values: list[float]) -> dict:
     return {k: round(float(x), 4) for k, x in zip(("min", "p10", "median", "p90", "max"), q)}
 
 
+_BREAKS = {
+    "perfect": (),
+    "lost_at_first_cut_or_exit": ("cut", "out_of_view"),
+    "lost_at_first_cut_exit_or_full_occlusion": ("cut", "out_of_view", "full_occlusion"),
+}
+
+
+def success_ceilings(visible: np.ndarray, events: list[dict]) -> dict[str, float]:
+    """Success AUC (x100) one sequence gives idealized trackers under the pytracking protocol.
+
+    A frame with IoU 1 counts in 20 of the 21 thresholds (IoU > 1.0 is impossible) and an absent
+    frame is a miss, so a tracker exact on K of N frames scores 100 * (20/21) * K / N:
+
+        perfect                                   K = visible frames
+        lost_at_first_cut_or_exit                 K = visible frames before the first cut/exit event
+        lost_at_first_cut_exit_or_full_occlusion  ... or full occlusion event
+
+    The last two bound a tracker that never re-detects: what local tracking alone can reach.
+    """
+    visible = np.asarray(visible, bool)
+    n = len(visible)
+    ceilings = {}
+    for name, kinds in _BREAKS.items():
+        stop = min([int(e["first"]) for e in events if e["type"] in kinds] + [n])
+        ceilings[name] = 100.0 * (20 / 21) * float(visible[:stop].sum()) / n
+    return ceilings
+
+
 def dataset_stats(root: str | Path) -> dict:
     """Summary of a generated folder: sequences, frames, share of sequences with each attribute,
     target size as sqrt(w·h) / min(W, H) over visible frames, distractors sharing an attribute
-    with the target, sentence kinds. Inconsistencies (flag/GT/image counts) go to "problems"."""
+    with the target, sentence kinds, `success_ceilings` averaged over sequences. Inconsistencies (flag/GT/image counts) go to "problems"."""
     from mvlm.data.benchmarks.common import read_boxes, read_flags
 
     root = Path(root)
@@ -361,6 +389,7 @@ def dataset_stats(root: str | Path) -> dict:
         raise DataError(f"{root}: no sequences found (no split list and no <class>/<name>/meta.json)")
     problems: list[str] = []
     frame_counts, sizes, first_sizes, sharing, objects, absent = [], [], [], [], [], 0
+    ceilings: dict[str, list[float]] = {name: [] for name in _BREAKS}
     attribute_counts = dict.fromkeys(ATTRIBUTE_KEYS, 0)
     kinds: dict[str, int] = {}
     classes: dict[str, int] = {}
@@ -381,6 +410,8 @@ def dataset_stats(root: str | Path) -> dict:
         first_sizes.append(float(side[0]))
         frame_counts.append(len(boxes))
         absent += int((~visible).sum())
+        for name, value in success_ceilings(visible, meta["events"]).items():
+            ceilings[name].append(value)
         sharing.append(int(meta["distractors_sharing"]))
         objects.append(len(meta["objects"]))
         kinds[meta["sentence_kind"]] = kinds.get(meta["sentence_kind"], 0) + 1
@@ -403,6 +434,7 @@ def dataset_stats(root: str | Path) -> dict:
         "frames": int(sum(frame_counts)),
         "frames_per_sequence": {"min": int(min(frame_counts)), "max": int(max(frame_counts))},
         "absent_frame_share": round(absent / sum(frame_counts), 4),
+        "success_auc_ceiling": {name: round(float(np.mean(v)), 2) for name, v in ceilings.items()},
         "event_share": {k: round(v / n, 4) for k, v in attribute_counts.items()},
         "target_size": {"definition": "sqrt(w*h) / min(W, H), visible frames", **_quantiles(sizes),
                         "first_frame": _quantiles(first_sizes)},
