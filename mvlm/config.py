@@ -283,6 +283,11 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     max_minutes: float = 0.0  # 0 = no wall-clock cap
+    # with max_minutes and the cosine schedule: time the steps after warmup and shorten the run
+    # (and its cosine) to the steps that fit the cap, so a slow machine still anneals the lr
+    # instead of being cut mid-schedule. The fitted length is saved with each epoch, so --resume
+    # continues the same schedule.
+    fit_schedule_to_cap: bool = False
     device: str = "auto"  # auto = cuda:LOCAL_RANK when a GPU is there, else cpu
     threads: int = 0  # torch CPU threads per process (0 = torch's default)
     # > 1: `mvlm train` started outside torchrun launches this many local processes itself

@@ -10,7 +10,10 @@
   cls_token (the reference decays everything and trains text_proj at the encoder lr, §7.3-10).
 - LR factor at global step g:  warmup  f = (g+1)/warmup_steps  for g < warmup_steps, then
   step:   f = 1 before epoch lr_drop_epoch, lr_drop_gamma from it on (0 = never drops);
-  cosine: f = ½(1 + cos(π·(g − warmup)/(total − warmup))), total = epochs·steps_per_epoch.
+  cosine: f = ½(1 + cos(π·(g − warmup)/(total − warmup))), total = epochs·steps_per_epoch,
+  or, with `fit_schedule_to_cap`, the steps that fit `max_minutes` at the speed measured over
+  the FIT_WINDOW steps after warmup (rank 0 decides; saved in the epoch state, so --resume
+  continues the same schedule).
 - Each epoch (rank 0): `epoch_XXXX.safetensors` (net, `checkpoint.save_checkpoint`, frozen text
   tower left out) + `epoch_XXXX.state.pt` (tensors and plain values only: optimizer state, step,
   epoch, RNG; read back with `torch.load(weights_only=True)`), both written tmp + os.replace.
@@ -219,7 +222,7 @@ def _atomic_torch_save(obj: dict, path: Path) -> None:
 
 
 def save_epoch(out_dir: Path, epoch: int, step: int, net: nn.Module, optimizer: torch.optim.Optimizer,
-               cfg: TrainConfig) -> Path:
+               cfg: TrainConfig, schedule_steps: Optional[int] = None) -> Path:
     """Net (safetensors) then training state; the state file is written last so its presence
     marks a complete epoch checkpoint."""
     from mvlm.model.checkpoint import save_checkpoint
@@ -233,6 +236,8 @@ def save_epoch(out_dir: Path, epoch: int, step: int, net: nn.Module, optimizer: 
         "torch_rng": torch.get_rng_state(),
         "config": json.dumps(to_dict(cfg), sort_keys=True),
     }
+    if schedule_steps is not None:  # a schedule fitted to the cap (fit_schedule_to_cap)
+        state["schedule_steps"] = int(schedule_steps)
     _atomic_torch_save(state, out_dir / f"epoch_{epoch:04d}.state.pt")
     return net_path
 
@@ -247,8 +252,9 @@ def latest_epoch(out_dir: Path) -> Optional[int]:
     return max(done) if done else None
 
 
-def load_epoch(out_dir: Path, epoch: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Restore net + optimizer from epoch `epoch`; returns the global step to continue from."""
+def load_epoch(out_dir: Path, epoch: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, Optional[int]]:
+    """Restore net + optimizer from epoch `epoch`; returns the global step to continue from and
+    the schedule length fitted to the cap (None when the run did not fit one)."""
     from mvlm.model.checkpoint import CheckpointError, load_state_dict_strict, read_state_dict
 
     net_path = out_dir / f"epoch_{epoch:04d}.safetensors"
@@ -259,7 +265,8 @@ def load_epoch(out_dir: Path, epoch: int, net: nn.Module, optimizer: torch.optim
         optimizer.load_state_dict(state["optimizer"])
     except Exception as exc:  # any unreadable / mismatched state file is reported by name
         raise CheckpointError(f"{state_path}: cannot restore the training state: {exc}") from exc
-    return int(state["step"])
+    fitted = state.get("schedule_steps")
+    return int(state["step"]), (None if fitted is None else int(fitted))
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,19 +369,19 @@ def _default_sampler(cfg: TrainConfig, net: nn.Module) -> TrainingSampler:
 
 
 def _restore(out_dir: Path, net: nn.Module, optimizer: torch.optim.Optimizer,
-             steps_per_epoch: int) -> tuple[Optional[int], int]:
-    """(last finished epoch or None, global step to continue from)."""
+             steps_per_epoch: int) -> tuple[Optional[int], int, Optional[int]]:
+    """(last finished epoch or None, global step to continue from, fitted schedule length or None)."""
     last = latest_epoch(out_dir)
     if last is None:
-        return None, 0
-    step = load_epoch(out_dir, last, net, optimizer)
+        return None, 0, None
+    step, fitted = load_epoch(out_dir, last, net, optimizer)
     if step != (last + 1) * steps_per_epoch:
         from mvlm.model.checkpoint import CheckpointError
 
         raise CheckpointError(
             f"{out_dir}/epoch_{last:04d}.state.pt: ends at step {step}, but epoch {last} ends at step "
             f"{(last + 1) * steps_per_epoch} with this config: batch_size or samples_per_epoch changed")
-    return last, step
+    return last, step, fitted
 
 
 def _wrap(net: nn.Module, env: DistEnv) -> nn.Module:
@@ -409,7 +416,13 @@ def train(
     if steps_per_epoch < 1:
         raise ValueError(f"sampling.samples_per_epoch ({cfg.sampling.samples_per_epoch}) < batch_size ({cfg.batch_size})")
     total_steps = steps_per_epoch * cfg.epochs
-    last, step = _restore(out_dir, net, optimizer, steps_per_epoch) if resume else (None, 0)
+    last, step, fitted = _restore(out_dir, net, optimizer, steps_per_epoch) if resume else (None, 0, None)
+    # the cosine's length: planned, fitted to the cap after warmup, or as fitted before a resume
+    schedule_steps = fitted if fitted is not None else total_steps
+    fit_from = max(step, cfg.warmup_steps)  # the first steps carry start-up costs
+    fit_at = fit_from + FIT_WINDOW
+    fit = (fitted is None and cfg.fit_schedule_to_cap and cfg.max_minutes > 0 and cfg.schedule == "cosine"
+           and fit_at < total_steps)
     if env.distributed:
         dist.barrier()
 
@@ -426,7 +439,8 @@ def train(
     if cfg.bf16 and not bf16 and env.is_main:
         warnings.warn(f"bf16 autocast requested but {env.device} has no native bf16: training in fp32", stacklevel=2)
     summary = {"out_dir": str(out_dir), "world_size": env.world_size, "resumed_from_epoch": last,
-               "steps_per_epoch": steps_per_epoch, "stopped_early": False, "bf16": bf16}
+               "steps_per_epoch": steps_per_epoch, "stopped_early": False, "bf16": bf16,
+               "planned_steps": total_steps}
     bar = None
     if env.is_main and progress:
         from tqdm import tqdm
@@ -440,10 +454,13 @@ def train(
     data_iter = iter(loader)
     t_data = time.perf_counter()
     _seed_torch(cfg.seed, epoch, env.rank)
-    while step < total_steps:
+    t_window = t_start
+    while step < schedule_steps:
+        if fit and step == fit_from:
+            t_window = time.perf_counter()
         batch = _to(next(data_iter), env.device)
         t_compute = time.perf_counter()
-        lr = set_lr(optimizer, lr_factor(step, cfg, steps_per_epoch, total_steps))
+        lr = set_lr(optimizer, lr_factor(step, cfg, steps_per_epoch, schedule_steps))
         terms = train_step(model, optimizer, batch, cfg, env.device, bf16)
         data_s, step_s = t_compute - t_data, time.perf_counter() - t_compute
         n = len(batch) * env.world_size
@@ -457,7 +474,8 @@ def train(
             bar.set_postfix(loss=f"{terms['loss']:.3f}", iou=f"{terms['iou']:.2f}")
         if step % steps_per_epoch == 0:
             if env.is_main:
-                save_epoch(out_dir, epoch, step, net, optimizer, cfg)
+                save_epoch(out_dir, epoch, step, net, optimizer, cfg,
+                           schedule_steps if schedule_steps != total_steps else None)
                 log.epoch({"epoch": epoch, "end_step": step, "lr": lr, **stats.summary(),
                            "wall_s": time.perf_counter() - t_start})
             if env.distributed:
@@ -465,6 +483,14 @@ def train(
             epoch += 1
             stats = _EpochStats()
             _seed_torch(cfg.seed, epoch, env.rank)
+        if fit and step == fit_at:
+            now = time.perf_counter()
+            schedule_steps = fitted_total_steps(total_steps, step, now - t_start, now - t_window,
+                                                step - fit_from, cfg.max_minutes, env)
+            fit = False
+            if bar:
+                bar.total = schedule_steps
+                bar.refresh()
         if cfg.max_minutes > 0 and _out_of_time(t_start, cfg.max_minutes, env):
             summary["stopped_early"] = True
             break
@@ -472,7 +498,7 @@ def train(
 
     if bar:
         bar.close()
-    summary.update({"steps": step, "epochs_done": step // steps_per_epoch,
+    summary.update({"steps": step, "schedule_steps": schedule_steps, "epochs_done": step // steps_per_epoch,
                     "train_wall_s": time.perf_counter() - t_start})
     if env.is_main:
         _finish(out_dir, net, cfg, log, stats, epoch, step, summary, t_start)
@@ -494,6 +520,28 @@ def _finish(out_dir: Path, net: nn.Module, cfg: TrainConfig, log: RunLog, stats:
     summary["final"] = str(final)
     summary["last_epoch"] = log.epochs[-1] if log.epochs else None
     log.close()
+
+
+FIT_WINDOW = 20  # steps timed after warmup to fit the schedule to the cap
+FIT_MARGIN = 1.1  # later steps run a little slower (epoch checkpoints, a busier machine)
+
+
+def fitted_total_steps(total_steps: int, step: int, elapsed_s: float, window_s: float, window: int,
+                       max_minutes: float, env: DistEnv) -> int:
+    """Steps of a run that must end by `max_minutes`: `step` done in `elapsed_s`, the last
+    `window` of them in `window_s`, so the rest is expected at m·window_s/window s per step:
+
+        total = min(total_steps, step + floor((60·max_minutes − elapsed_s) / (m·window_s/window)))
+
+    with m = FIT_MARGIN, never below `step` + 1. Rank 0's figure is broadcast so every rank
+    stops after the same step."""
+    per_step = max(FIT_MARGIN * window_s / max(window, 1), 1e-9)
+    fit = step + int(max(0.0, 60.0 * max_minutes - elapsed_s) // per_step)
+    value = torch.tensor([float(min(total_steps, max(step + 1, fit)))])
+    if env.distributed:
+        value = value.to(env.device)
+        dist.broadcast(value, src=0)
+    return int(value.item())
 
 
 def _out_of_time(t_start: float, max_minutes: float, env: DistEnv) -> bool:

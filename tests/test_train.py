@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -330,3 +331,58 @@ def test_grounding_accuracy_gives_a_box_model_first_frame_templates(toy_data):
     assert len(net.seen[0]) == net.cfg.num_templates == 2
     assert all(torch.equal(t, expected) for t in net.seen[0])
     assert all(t.shape[0] == 2 and torch.equal(t[1:], expected) for t in net.seen[3])
+
+
+class _KillingInEpoch2Sampler(TrainingSampler):
+    def sample(self, seed, epoch, index):
+        if epoch == 2:
+            raise _Killed("simulated kill")
+        return super().sample(seed, epoch, index)
+
+
+def test_schedule_fitted_to_the_cap_anneals_and_resumes_exactly(tmp_path, toy_data, monkeypatch):
+    import mvlm.train as train_mod
+
+    calls = []
+
+    def fit_to_five(total_steps, step, elapsed_s, window_s, window, max_minutes, env):
+        calls.append((total_steps, step, window, max_minutes))
+        return 5
+
+    monkeypatch.setattr(train_mod, "FIT_WINDOW", 1)
+    monkeypatch.setattr(train_mod, "fitted_total_steps", fit_to_five)
+    kw = {"epochs": 4, "schedule": "cosine", "max_minutes": 30.0, "fit_schedule_to_cap": True}
+    straight = micro_cfg(tmp_path / "a", toy_data, **kw)
+    summary = train(straight, progress=False)
+    # 2 steps per epoch, 8 planned; timed over step 2 (warmup 2 + window 1), fitted to 5
+    assert calls == [(8, 3, 1, 30.0)]
+    assert (summary["planned_steps"], summary["schedule_steps"], summary["steps"]) == (8, 5, 5)
+    assert not summary["stopped_early"]
+    rows = (tmp_path / "a" / "train_log.csv").read_text().strip().splitlines()
+    header, last = rows[0].split(","), rows[-1].split(",")
+    assert len(rows) == 1 + 5
+    # the cosine spans the fitted 5 steps: step 4 is 2 of 3 steps past warmup
+    assert float(last[header.index("lr")]) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 2 / 3)))
+    state = torch.load(tmp_path / "a" / "epoch_0001.state.pt", weights_only=True)
+    assert state["schedule_steps"] == 5
+
+    # killed in epoch 2 (after the fit): --resume reads the fitted length instead of timing again
+    broken = micro_cfg(tmp_path / "b", toy_data, **kw)
+    with pytest.raises(_Killed):
+        train(broken, sampler=_sampler(_KillingInEpoch2Sampler, broken), progress=False)
+    assert latest_epoch(tmp_path / "b") == 1 and len(calls) == 2
+    resumed = train(broken, resume=True, progress=False)
+    assert len(calls) == 2 and resumed["schedule_steps"] == 5 and resumed["steps"] == 5
+    a, b = load_file(tmp_path / "a" / "final.safetensors"), load_file(tmp_path / "b" / "final.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fitted_total_steps_formula():
+    from mvlm.train import FIT_MARGIN, DistEnv, fitted_total_steps
+
+    env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    # 60 s cap, 70 steps done in 10 s, the last 20 in 4 s: 50 s left at 0.2·margin s/step
+    assert FIT_MARGIN == 1.1
+    assert fitted_total_steps(1000, 70, 10.0, 4.0, 20, 1.0, env) == 70 + 227
+    assert fitted_total_steps(100, 70, 10.0, 4.0, 20, 1.0, env) == 100  # never beyond the plan
+    assert fitted_total_steps(1000, 70, 70.0, 4.0, 20, 1.0, env) == 71  # over time already
