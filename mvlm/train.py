@@ -419,6 +419,7 @@ def train(
     last, step, fitted = _restore(out_dir, net, optimizer, steps_per_epoch) if resume else (None, 0, None)
     # the cosine's length: planned, fitted to the cap after warmup, or as fitted before a resume
     schedule_steps = fitted if fitted is not None else total_steps
+    schedule_fitted = fitted is not None  # saved with each epoch from then on
     fit_from = max(step, cfg.warmup_steps)  # the first steps carry start-up costs
     fit_at = fit_from + FIT_WINDOW
     fit = (fitted is None and cfg.fit_schedule_to_cap and cfg.max_minutes > 0 and cfg.schedule == "cosine"
@@ -475,7 +476,7 @@ def train(
         if step % steps_per_epoch == 0:
             if env.is_main:
                 save_epoch(out_dir, epoch, step, net, optimizer, cfg,
-                           schedule_steps if schedule_steps != total_steps else None)
+                           schedule_steps if schedule_fitted else None)
                 log.epoch({"epoch": epoch, "end_step": step, "lr": lr, **stats.summary(),
                            "wall_s": time.perf_counter() - t_start})
             if env.distributed:
@@ -487,7 +488,7 @@ def train(
             now = time.perf_counter()
             schedule_steps = fitted_total_steps(total_steps, step, now - t_start, now - t_window,
                                                 step - fit_from, cfg.max_minutes, env)
-            fit = False
+            fit, schedule_fitted = False, True
             if bar:
                 bar.total = schedule_steps
                 bar.refresh()

@@ -386,3 +386,16 @@ def test_fitted_total_steps_formula():
     assert fitted_total_steps(1000, 70, 10.0, 4.0, 20, 1.0, env) == 70 + 227
     assert fitted_total_steps(100, 70, 10.0, 4.0, 20, 1.0, env) == 100  # never beyond the plan
     assert fitted_total_steps(1000, 70, 70.0, 4.0, 20, 1.0, env) == 71  # over time already
+
+
+def test_a_schedule_fitted_to_the_full_plan_is_still_saved(tmp_path, toy_data, monkeypatch):
+    import mvlm.train as train_mod
+
+    monkeypatch.setattr(train_mod, "FIT_WINDOW", 1)
+    monkeypatch.setattr(train_mod, "fitted_total_steps", lambda total_steps, *args: total_steps)
+    cfg = micro_cfg(tmp_path / "full", toy_data, epochs=3, schedule="cosine", max_minutes=30.0,
+                    fit_schedule_to_cap=True)
+    assert train(cfg, progress=False)["steps"] == 6
+    before = torch.load(tmp_path / "full" / "epoch_0000.state.pt", weights_only=True)
+    after = torch.load(tmp_path / "full" / "epoch_0002.state.pt", weights_only=True)
+    assert "schedule_steps" not in before and after["schedule_steps"] == 6  # fitted at step 3

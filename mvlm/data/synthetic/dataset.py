@@ -378,7 +378,8 @@ def success_ceilings(visible: np.ndarray, events: list[dict]) -> dict[str, float
 def dataset_stats(root: str | Path) -> dict:
     """Summary of a generated folder: sequences, frames, share of sequences with each attribute,
     target size as sqrt(w·h) / min(W, H) over visible frames, distractors sharing an attribute
-    with the target, sentence kinds, `success_ceilings` averaged over sequences. Inconsistencies (flag/GT/image counts) go to "problems"."""
+    with the target, sentence kinds, `success_ceilings` averaged over sequences. Inconsistencies
+    (flag/GT/image counts) go to "problems"."""
     from mvlm.data.benchmarks.common import read_boxes, read_flags
 
     root = Path(root)
