@@ -254,8 +254,10 @@ class LossConfig:
     # starts, so its CM term stays at exp(0) = 1 and δcorr never becomes a margin; "linear" does not.
     cm_form: Literal["signed_square", "linear"] = "signed_square"
     align_inference_signal: bool = False
-    # box losses on the box decoded at the GT cell (default) or at the predicted argmax (reference)
-    box_at: Literal["gt_cell", "argmax"] = "gt_cell"
+    # box losses on the box decoded at the GT cell (default), at the GT cell and its 8 neighbours
+    # ("gt_neighbourhood": whichever of them wins the tracker's argmax decodes a trained box), or
+    # at the predicted argmax (reference)
+    box_at: Literal["gt_cell", "gt_neighbourhood", "argmax"] = "gt_cell"
 
 
 @dataclass

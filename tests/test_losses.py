@@ -16,6 +16,7 @@ from mvlm.model.losses import (
     gaussian_radius,
     gt_token_mask,
     mvlm_loss,
+    neighbourhood_cells,
 )
 
 
@@ -174,3 +175,34 @@ def test_box_at_argmax_uses_pred_boxes_and_rejects_unknown():
     assert t["giou"] == pytest.approx(0.0, abs=1e-6) and t["l1"] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="box_at"):
         mvlm_loss(out, text, torch.zeros(1, 4), torch.tensor([True]), LossConfig(), "centre")
+
+
+def test_neighbourhood_cells_are_the_gt_cell_and_its_neighbours_clamped():
+    # centre (0.5, 0.5) on a 4x4 grid lies in cell (2, 2); (0.05, 0.95) in the corner cell (0, 3)
+    gx, gy = neighbourhood_cells(torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.05, 0.95, 0.1, 0.1]]), 4)
+    assert gx[0].tolist() == [1, 2, 3] * 3 and gy[0].tolist() == [1] * 3 + [2] * 3 + [3] * 3
+    assert gx[1].tolist() == [0, 0, 1] * 3 and gy[1].tolist() == [2] * 3 + [3] * 6
+
+
+def test_gt_neighbourhood_box_loss_is_zero_only_when_every_neighbour_decodes_the_box():
+    feat = 4
+    box = torch.tensor([[0.5, 0.5, 0.4, 0.3]])  # centre 2.0 cells from the left/top: GT cell (2, 2)
+    gy, gx = torch.meshgrid(torch.arange(feat).float(), torch.arange(feat).float(), indexing="ij")
+    out, text = _outputs(1, feat, 8, 3)
+    # every cell points at the true centre: offset = centre - cell, size = the box
+    out["offset_map"] = torch.stack([2.0 - gx, 2.0 - gy])[None].requires_grad_()
+    out["size_map"] = torch.tensor([0.4, 0.3]).reshape(1, 2, 1, 1).expand(1, 2, feat, feat).clone().requires_grad_()
+    _, exact = mvlm_loss(out, text, box, torch.tensor([True]), LossConfig(), "gt_neighbourhood")
+    assert exact["giou"] == pytest.approx(0.0, abs=1e-6) and exact["l1"] == pytest.approx(0.0, abs=1e-6)
+    assert exact["iou"] == pytest.approx(1.0, abs=1e-6)
+    # spoil one neighbour (cell (1, 1)): the GT-cell loss does not see it, the neighbourhood loss does
+    offset = out["offset_map"].detach().clone()
+    offset[0, :, 1, 1] += 1.0
+    out["offset_map"] = offset.requires_grad_()
+    _, at_cell = mvlm_loss(out, text, box, torch.tensor([True]), LossConfig(), "gt_cell")
+    total, spoiled = mvlm_loss(out, text, box, torch.tensor([True]), LossConfig(), "gt_neighbourhood")
+    assert at_cell["l1"] == pytest.approx(0.0, abs=1e-6)
+    # one of nine rows is off by 1/F = 0.25 in x and y: mean |Δ| over 9 rows x 4 coordinates
+    assert spoiled["l1"] == pytest.approx(0.25 * 4 / 36, rel=1e-5)
+    total.backward()
+    assert out["offset_map"].grad[0, :, 1, 1].abs().sum() > 0 and out["offset_map"].grad[0, :, 0, 0].abs().sum() == 0

@@ -15,7 +15,11 @@ Deliberate differences from the reference, each a fix from digest §7.3:
 - GIoU failures are never silently zeroed; token counts are taken from the tensors, not hard-coded;
 - the box losses are, by default, evaluated on the box decoded at the ground-truth cell
   (``box_at="gt_cell"``; the reference decodes at the predicted argmax: ``box_at="argmax"``), which
-  gives the size/offset branches a useful signal before the score map has converged.
+  gives the size/offset branches a useful signal before the score map has converged;
+  ``box_at="gt_neighbourhood"`` supervises the GT cell and its 8 neighbours, because a view
+  centred on the target puts its centre on a cell corner and the tracker's argmax then picks a
+  neighbour of the GT cell more often than the GT cell itself (measured: 0.39-0.47 of centred
+  validation crops land on the GT cell).
 """
 
 from __future__ import annotations
@@ -116,6 +120,23 @@ def decode_at_cells(size_map: Tensor, offset_map: Tensor, gx: Tensor, gy: Tensor
     cx = (gx.to(off) + off[:, 0]) / feat
     cy = (gy.to(off) + off[:, 1]) / feat
     return torch.stack([cx, cy, size[:, 0], size[:, 1]], dim=1)
+
+
+def neighbourhood_cells(boxes: Tensor, feat_size: int) -> tuple[Tensor, Tensor]:
+    """The cell containing each box centre and its 8 neighbours: (B, 9) gx and gy, row-major,
+    clamped to the grid (at a border the clamped cells repeat).
+
+    A view centred on a box puts the centre on the corner of four cells, and the tracker's
+    (windowed) argmax often lands next to the cell holding the centre; supervising the box at
+    every cell around it means whichever of them wins decodes a trained box.
+    """
+    gx0, gy0 = center_cells(boxes, feat_size)
+    steps = torch.arange(-1, 2, device=boxes.device)
+    cols = (gx0[:, None] + steps).clamp(0, feat_size - 1)  # (B, 3)
+    rows = (gy0[:, None] + steps).clamp(0, feat_size - 1)
+    gx = cols[:, None, :].expand(-1, 3, -1).reshape(len(boxes), 9)
+    gy = rows[:, :, None].expand(-1, -1, 3).reshape(len(boxes), 9)
+    return gx, gy
 
 
 def box_losses(pred_cxcywh: Tensor, gt_cxcywh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -230,11 +251,19 @@ def mvlm_loss(
     if box_at == "gt_cell":
         gx, gy = center_cells(boxes, feat)
         pred = decode_at_cells(outputs["size_map"], outputs["offset_map"], gx, gy)
+        l_giou, l_l1, iou = box_losses(pred[present], boxes[present])
+    elif box_at == "gt_neighbourhood":
+        gx, gy = neighbourhood_cells(boxes, feat)  # (B, 9) each: one box row per (sample, cell)
+        b = len(boxes)
+        rows = torch.arange(b, device=boxes.device).repeat_interleave(gx.shape[1])
+        pred = decode_at_cells(outputs["size_map"][rows], outputs["offset_map"][rows], gx.reshape(-1), gy.reshape(-1))
+        keep = present[rows]
+        l_giou, l_l1, iou = box_losses(pred[keep], boxes[rows][keep])
     elif box_at == "argmax":
         pred = outputs["pred_boxes"].reshape(-1, 4).float()
+        l_giou, l_l1, iou = box_losses(pred[present], boxes[present])
     else:
-        raise ValueError(f"box_at must be 'gt_cell' or 'argmax', got {box_at!r}")
-    l_giou, l_l1, iou = box_losses(pred[present], boxes[present])
+        raise ValueError(f"box_at must be 'gt_cell', 'gt_neighbourhood' or 'argmax', got {box_at!r}")
 
     n_tok = feat * feat
     n_text = text_emb.shape[1]
