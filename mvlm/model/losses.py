@@ -111,12 +111,14 @@ def focal_loss(score: Tensor, heatmap: Tensor, alpha: float = 2.0, beta: float =
     return -(pos_term + neg_term) / n_pos
 
 
-def decode_at_cells(size_map: Tensor, offset_map: Tensor, gx: Tensor, gy: Tensor) -> Tensor:
-    """Boxes (B, 4) cxcywh read at cells (gx, gy): ((g + offset)/F, size). Maps are (B, 2, F, F)."""
+def decode_at_cells(size_map: Tensor, offset_map: Tensor, gx: Tensor, gy: Tensor,
+                    rows: Tensor | None = None) -> Tensor:
+    """Boxes (K, 4) cxcywh read at cells (gx, gy) (K,) of batch rows `rows` (K,) (default: row k
+    for cell k): ((g + offset)/F, size). Maps are (B, 2, F, F)."""
     feat = size_map.shape[-1]
-    idx = torch.arange(len(gx), device=size_map.device)
-    size = size_map[idx, :, gy, gx].float()  # (B, 2): w, h
-    off = offset_map[idx, :, gy, gx].float()  # (B, 2): x, y
+    idx = torch.arange(len(gx), device=size_map.device) if rows is None else rows
+    size = size_map[idx, :, gy, gx].float()  # (K, 2): w, h
+    off = offset_map[idx, :, gy, gx].float()  # (K, 2): x, y
     cx = (gx.to(off) + off[:, 0]) / feat
     cy = (gy.to(off) + off[:, 1]) / feat
     return torch.stack([cx, cy, size[:, 0], size[:, 1]], dim=1)
@@ -248,22 +250,21 @@ def mvlm_loss(
     heatmap = gaussian_heatmap(boxes, present, feat)
     l_focal = focal_loss(score, heatmap)
 
-    if box_at == "gt_cell":
-        gx, gy = center_cells(boxes, feat)
-        pred = decode_at_cells(outputs["size_map"], outputs["offset_map"], gx, gy)
-        l_giou, l_l1, iou = box_losses(pred[present], boxes[present])
-    elif box_at == "gt_neighbourhood":
-        gx, gy = neighbourhood_cells(boxes, feat)  # (B, 9) each: one box row per (sample, cell)
-        b = len(boxes)
-        rows = torch.arange(b, device=boxes.device).repeat_interleave(gx.shape[1])
-        pred = decode_at_cells(outputs["size_map"][rows], outputs["offset_map"][rows], gx.reshape(-1), gy.reshape(-1))
-        keep = present[rows]
-        l_giou, l_l1, iou = box_losses(pred[keep], boxes[rows][keep])
+    # one box row per supervised (sample, cell), `rows` naming the sample of each
+    if box_at in ("gt_cell", "gt_neighbourhood"):
+        if box_at == "gt_cell":
+            gx, gy = center_cells(boxes, feat)
+        else:
+            gx, gy = neighbourhood_cells(boxes, feat)  # (B, 9) each
+        rows = torch.arange(len(boxes), device=boxes.device).repeat_interleave(gx.numel() // len(boxes))
+        pred = decode_at_cells(outputs["size_map"], outputs["offset_map"], gx.reshape(-1), gy.reshape(-1), rows)
     elif box_at == "argmax":
         pred = outputs["pred_boxes"].reshape(-1, 4).float()
-        l_giou, l_l1, iou = box_losses(pred[present], boxes[present])
+        rows = torch.arange(len(boxes), device=boxes.device)
     else:
         raise ValueError(f"box_at must be 'gt_cell', 'gt_neighbourhood' or 'argmax', got {box_at!r}")
+    keep = present[rows]
+    l_giou, l_l1, iou = box_losses(pred[keep], boxes[rows][keep])
 
     n_tok = feat * feat
     n_text = text_emb.shape[1]
