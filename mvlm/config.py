@@ -173,6 +173,10 @@ class TrackerConfig:
     # frame with overlapping windows of search_size/z frame px (1 = the frame's own pixels), runs
     # them as one batch and keeps the window whose top candidate has the highest κmvlm
     global_zoom: float = 0.0
+    # 1 = a local step takes the predicted width and height as they are (reference); β < 1 moves
+    # them only part of the way, geometrically: w_t = w_{t−1}^(1−β) · ŵ^β (the centre is never
+    # damped, and a global pass always takes its box as predicted)
+    size_damping: float = 1.0
 
     def resolved_fixes(self) -> dict[str, bool]:
         """Each corrected-mode fix as a bool: explicit value, else on in `corrected` mode."""

@@ -279,3 +279,29 @@ def test_tiled_global_pass_in_box_mode_repeats_the_templates_per_window():
 def test_negative_global_zoom_is_rejected():
     with pytest.raises(ConfigError, match="global_zoom"):
         make(maps(peak(4, 4)), global_zoom=-1.0)
+
+
+def test_size_damping_moves_width_and_height_part_of_the_way_in_local_steps_only():
+    box = [60, 40, 30, 20]
+    free, _ = make(maps(peak(4, 4)), preset="bbox", compat="corrected")
+    damped, _ = make(maps(peak(4, 4)), preset="bbox", compat="corrected", size_damping=0.5)
+    for tr in (free, damped):
+        tr.initialize(frame(), "car", box=box)
+    a, b = free.track(frame()), damped.track(frame())
+    assert a.mode == b.mode == "local"
+    np.testing.assert_allclose(b.raw_box, a.raw_box)  # the network's box is reported undamped
+    w, h = a.box[2], a.box[3]
+    np.testing.assert_allclose(b.box[2:], [np.sqrt(30 * w), np.sqrt(20 * h)], rtol=1e-9)
+    np.testing.assert_allclose(b.box[:2] + b.box[2:] / 2, a.box[:2] + a.box[2:] / 2, rtol=1e-9)
+    # a global pass takes the detected size as it is
+    g_free, _ = make(maps(peak(4, 4)), preset="bbox", compat="corrected", gate="always_global")
+    g_damped, _ = make(maps(peak(4, 4)), preset="bbox", compat="corrected", gate="always_global", size_damping=0.5)
+    for tr in (g_free, g_damped):
+        tr.initialize(frame(), "car", box=box)
+    np.testing.assert_allclose(g_damped.track(frame()).box, g_free.track(frame()).box)
+
+
+@pytest.mark.parametrize("beta", [0.0, -0.5, 1.5, float("nan")])
+def test_size_damping_outside_zero_one_is_rejected(beta):
+    with pytest.raises(ConfigError, match="size_damping"):
+        make(maps(peak(4, 4)), size_damping=beta)

@@ -132,6 +132,8 @@ class MVLMTracker:
                  device: str | torch.device = "cpu") -> None:
         if not tracker_cfg.template_free and tracker_cfg.num_templates < 1:
             raise ConfigError("tracker.num_templates: template mode needs at least 1 template")
+        if not 0.0 < tracker_cfg.size_damping <= 1.0:
+            raise ConfigError(f"tracker.size_damping: must lie in (0, 1] (1 = no damping), got {tracker_cfg.size_damping}")
         if not tracker_cfg.global_zoom >= 0:
             raise ConfigError(f"tracker.global_zoom: must be 0 (one whole-frame view) or > 0, got {tracker_cfg.global_zoom}")
         if tracker_cfg.template_free and not model_cfg.template_free:
@@ -311,7 +313,8 @@ class MVLMTracker:
                    else mapping.map_back_exact(box_norm, view))
             frame_h, frame_w = frame.shape[:2]
             if all(math.isfinite(v) for v in raw.tolist()):
-                box = mapping.clip_box(raw, frame_h, frame_w, self.cfg.clip_margin)
+                damped = self._damp_size(raw) if mode == "local" else raw
+                box = mapping.clip_box(damped, frame_h, frame_w, self.cfg.clip_margin)
             else:  # the network produced NaN/inf: keep the last state (or the whole frame), go global
                 box = self.state.copy() if self.state is not None else np.array([0.0, 0.0, frame_w, frame_h])
                 n_selected = 0
@@ -327,6 +330,17 @@ class MVLMTracker:
         return TrackResult(box=box, kappa=kappa, mode=mode, next_mode=self.mode, n_selected=n_selected,
                            frame_index=self.frame_index, raw_box=raw, top1=top1, l_top1=l_top1,
                            template_updated=updated, timings=timings)
+
+    def _damp_size(self, raw: np.ndarray) -> np.ndarray:
+        """The predicted box with its width and height moved `size_damping` of the way (in log
+        space) from the previous state's; centre unchanged."""
+        beta = self.cfg.size_damping
+        if beta >= 1.0 or self.state is None or raw[2] <= 0 or raw[3] <= 0:
+            return raw
+        cx, cy = raw[0] + raw[2] / 2, raw[1] + raw[3] / 2
+        w = self.state[2] ** (1 - beta) * raw[2] ** beta
+        h = self.state[3] ** (1 - beta) * raw[3] ** beta
+        return np.array([cx - w / 2, cy - h / 2, w, h], dtype=raw.dtype)
 
     def _next_mode(self, n_selected: int) -> str:
         """LOCAL when S_t ≠ ∅; GLOBAL after `hysteresis` consecutive empty S (1 = released)."""
