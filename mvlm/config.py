@@ -177,6 +177,11 @@ class TrackerConfig:
     # them only part of the way, geometrically: w_t = w_{t−1}^(1−β) · ŵ^β (the centre is never
     # damped, and a global pass always takes its box as predicted)
     size_damping: float = 1.0
+    # False = a global frame takes the global pass's candidate (reference); True = once there is a
+    # previous box, a frame the MVLM gate sends global also runs the local pass around it and keeps
+    # the view whose chosen candidate has the higher κmvlm (two network passes on such frames; the
+    # local_only / always_global gates ignore it)
+    global_vs_local: bool = False
 
     def resolved_fixes(self) -> dict[str, bool]:
         """Each corrected-mode fix as a bool: explicit value, else on in `corrected` mode."""

@@ -305,3 +305,35 @@ def test_size_damping_moves_width_and_height_part_of_the_way_in_local_steps_only
 def test_size_damping_outside_zero_one_is_rejected(beta):
     with pytest.raises(ConfigError, match="size_damping"):
         make(maps(peak(4, 4)), size_damping=beta)
+
+
+@pytest.mark.parametrize("global_wins", [False, True])
+def test_global_vs_local_keeps_the_more_confident_of_both_passes(global_wins):
+    init = maps(peak(4, 4, value=0.9))
+    strong, weak = maps(peak(2, 2, value=0.9)), maps(peak(5, 3, value=0.3))
+    global_out, local_out = (strong, weak) if global_wins else (weak, strong)
+    # τ above every κ: S stays empty, so the MVLM gate sends every frame global
+    common = dict(alpha=0.0, memory=False, compat="corrected", tau=10.0)
+    tr, net = make([init, global_out, local_out], global_vs_local=True, **common)
+    first = tr.initialize(frame(), "the red car")
+    assert len(net.calls) == 1 and not first.contested  # no previous box yet: a plain global pass
+    res = tr.track(frame())
+    assert len(net.calls) == 3 and res.contested
+    assert res.mode == ("global" if global_wins else "local")
+    # the answer is exactly what the winning pass alone gives
+    twin_common = {**common, "gate": "mvlm" if global_wins else "local_only"}
+    twin, _ = make([init, global_out if global_wins else local_out], **twin_common)
+    twin.initialize(frame(), "the red car")
+    alone = twin.track(frame())
+    assert res.top1 == alone.top1 and res.kappa == pytest.approx(alone.kappa)
+    np.testing.assert_allclose(res.box, alone.box)
+    assert tr.memory_view == twin.memory_view
+
+
+@pytest.mark.parametrize("settings", [{"tau": 10.0}, {"gate": "always_global", "global_vs_local": True}])
+def test_one_pass_per_global_frame_without_the_contest_or_under_the_always_global_ablation(settings):
+    tr, net = make(maps(peak(4, 4)), compat="corrected", **settings)
+    tr.initialize(frame(), "the red car")
+    res = tr.track(frame())
+    assert len(net.calls) == 2 and not res.contested and res.mode == "global"
+    assert res.to_json()["contested"] is False

@@ -60,6 +60,7 @@ class TrackResult:
     top1: int = -1  # chosen cell i = gy·F + gx
     l_top1: float = float("nan")  # windowed centre score of the chosen cell
     template_updated: bool = False
+    contested: bool = False  # a global frame that also ran the local pass (`global_vs_local`)
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds
 
     def to_json(self) -> dict[str, Any]:
@@ -68,7 +69,7 @@ class TrackResult:
             "raw_box": [float(v) for v in self.raw_box], "kappa": self.kappa, "mode": self.mode,
             "next_mode": self.next_mode, "n_selected": self.n_selected, "top1": self.top1,
             "l_top1": None if math.isnan(self.l_top1) else self.l_top1,
-            "template_updated": self.template_updated, "timings": self.timings,
+            "template_updated": self.template_updated, "contested": self.contested, "timings": self.timings,
         }
 
 
@@ -118,6 +119,24 @@ def _check_box(box: Any, frame: np.ndarray) -> np.ndarray:
     if b[0] >= w or b[1] >= h or b[0] + b[2] <= 0 or b[1] + b[3] <= 0:
         raise TrackerError(f"init box {b.tolist()} lies outside the {w}x{h} frame")
     return b
+
+
+@dataclass(frozen=True)
+class _PassTiming:
+    """Seconds one frame spent building views, in the network and in the confidence."""
+
+    view_s: float
+    network_s: float
+    confidence_s: float
+
+    def plus(self, other: "_PassTiming") -> "_PassTiming":
+        return _PassTiming(self.view_s + other.view_s, self.network_s + other.network_s,
+                           self.confidence_s + other.confidence_s)
+
+
+def _top1_kappa(c: conf.Confidence) -> float:
+    """κmvlm of the candidate the selection chose (batch row 0)."""
+    return float(c.kappa_mvlm[0, int(c.top1[0])])
 
 
 class MVLMTracker:
@@ -261,8 +280,27 @@ class MVLMTracker:
         return self.memory
 
     def _step(self, frame: np.ndarray, mode: str) -> TrackResult:
-        if mode == "global" and self.cfg.global_zoom > 0:
-            return self._tiled_step(frame)
+        if mode == "global" and self.cfg.global_vs_local and self.cfg.gate == "mvlm" and self.state is not None:
+            return self._contested_step(frame)
+        view, c, timing = self._tiled_pass(frame) if self._tiled(mode) else self._single_pass(frame, mode)
+        return self._finish_step(frame, mode, view, c, timing)
+
+    def _tiled(self, mode: str) -> bool:
+        return mode == "global" and self.cfg.global_zoom > 0
+
+    def _contested_step(self, frame: np.ndarray) -> TrackResult:
+        """A frame the MVLM gate sent global, with `global_vs_local`: the global pass and a local
+        pass around the last box both run, and the one whose chosen candidate has the higher κmvlm
+        answers, so a re-localization has to be more confident than staying where the target was.
+        The gate ablations (`local_only`, `always_global`) never contest."""
+        g_view, g_c, g_timing = self._tiled_pass(frame) if self._tiled("global") else self._single_pass(frame, "global")
+        l_view, l_c, l_timing = self._single_pass(frame, "local")
+        timing = g_timing.plus(l_timing)
+        if _top1_kappa(g_c) > _top1_kappa(l_c):
+            return self._finish_step(frame, "global", g_view, g_c, timing, contested=True)
+        return self._finish_step(frame, "local", l_view, l_c, timing, contested=True)
+
+    def _single_pass(self, frame: np.ndarray, mode: str) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
         t0 = time.perf_counter()
         with _one_intra_op_thread():
             view = self._view(frame, mode)
@@ -275,9 +313,9 @@ class MVLMTracker:
             use_window = self.cfg.window and (mode == "local" or self.switches["global_window"])
             c = conf.frame_confidence(out, self.text_vec, self.window if use_window else None,
                                       self._memory_prev(view), self.params)
-        return self._finish_step(frame, mode, view, c, (t0, t1, t2))
+        return view, c, _PassTiming(t1 - t0, t2 - t1, time.perf_counter() - t2)
 
-    def _tiled_step(self, frame: np.ndarray) -> TrackResult:
+    def _tiled_pass(self, frame: np.ndarray) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
         """Global pass over overlapping windows (`crops.tile_views`) in one batch; the window
         whose top candidate has the highest κmvlm is this frame's view."""
         t0 = time.perf_counter()
@@ -298,11 +336,11 @@ class MVLMTracker:
             c = conf.frame_confidence(out, self.text_vec, window, memory, self.params)
             best = int(c.kappa_mvlm.gather(1, c.top1[:, None])[:, 0].argmax())
             c = conf.confidence_row(c, best)
-        return self._finish_step(frame, "global", views[best], c, (t0, t1, t2))
+        return views[best], c, _PassTiming(t1 - t0, t2 - t1, time.perf_counter() - t2)
 
     def _finish_step(self, frame: np.ndarray, mode: str, view: mapping.SearchView, c: conf.Confidence,
-                     times: tuple[float, float, float]) -> TrackResult:
-        t0, t1, t2 = times
+                     timing: _PassTiming, contested: bool = False) -> TrackResult:
+        t_select = time.perf_counter()
         with _one_intra_op_thread():
             top1 = int(c.top1[0])
             box_norm = c.boxes[0, top1]
@@ -324,12 +362,13 @@ class MVLMTracker:
             self.mode = self._next_mode(n_selected)
             updated = self._maybe_update_template(frame, l_top1)
         t4 = time.perf_counter()
-        timings = {"view_ms": (t1 - t0) * 1e3, "network_ms": (t2 - t1) * 1e3,
-                   "confidence_ms": (t3 - t2) * 1e3, "mapping_ms": (t4 - t3) * 1e3,
-                   "total_ms": (t4 - t0) * 1e3}
+        timings = {"view_ms": timing.view_s * 1e3, "network_ms": timing.network_s * 1e3,
+                   "confidence_ms": (timing.confidence_s + t3 - t_select) * 1e3,
+                   "mapping_ms": (t4 - t3) * 1e3}
+        timings["total_ms"] = sum(timings.values())
         return TrackResult(box=box, kappa=kappa, mode=mode, next_mode=self.mode, n_selected=n_selected,
                            frame_index=self.frame_index, raw_box=raw, top1=top1, l_top1=l_top1,
-                           template_updated=updated, timings=timings)
+                           template_updated=updated, contested=contested, timings=timings)
 
     def _damp_size(self, raw: np.ndarray) -> np.ndarray:
         """The predicted box with its width and height moved `size_damping` of the way (in log
