@@ -9,6 +9,10 @@ State machine per frame t:
     state_t  = clip_box(map_back(b_î))
     mode_t+1 = local if S_t ≠ ∅ else global  (global only after `hysteresis` empty frames)
 
+Beyond the reference (each off by default): `global_zoom` tiles the global view, `size_damping`
+damps the size in local steps, and `global_vs_local` runs the local crop beside the global pass
+on a global frame and keeps the view with the more confident chosen candidate.
+
 Starting:
 
 * box + language (`bbox` preset, or any preset given a box): `initialize` stores the box,
