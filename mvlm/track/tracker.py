@@ -286,19 +286,22 @@ class MVLMTracker:
     def _step(self, frame: np.ndarray, mode: str) -> TrackResult:
         if mode == "global" and self.cfg.global_vs_local and self.cfg.gate == "mvlm" and self.state is not None:
             return self._contested_step(frame)
-        view, c, timing = self._tiled_pass(frame) if self._tiled(mode) else self._single_pass(frame, mode)
+        view, c, timing = self._pass(frame, mode)
         return self._finish_step(frame, mode, view, c, timing)
 
-    def _tiled(self, mode: str) -> bool:
-        return mode == "global" and self.cfg.global_zoom > 0
+    def _pass(self, frame: np.ndarray, mode: str) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
+        """One network pass of `mode` (the tiled one for a global pass with `global_zoom`)."""
+        if mode == "global" and self.cfg.global_zoom > 0:
+            return self._tiled_pass(frame)
+        return self._single_pass(frame, mode)
 
     def _contested_step(self, frame: np.ndarray) -> TrackResult:
         """A frame the MVLM gate sent global, with `global_vs_local`: the global pass and a local
         pass around the last box both run, and the one whose chosen candidate has the higher κmvlm
         answers, so a re-localization has to be more confident than staying where the target was.
         The gate ablations (`local_only`, `always_global`) never contest."""
-        g_view, g_c, g_timing = self._tiled_pass(frame) if self._tiled("global") else self._single_pass(frame, "global")
-        l_view, l_c, l_timing = self._single_pass(frame, "local")
+        g_view, g_c, g_timing = self._pass(frame, "global")
+        l_view, l_c, l_timing = self._pass(frame, "local")
         timing = g_timing.plus(l_timing)
         if _top1_kappa(g_c) > _top1_kappa(l_c):
             return self._finish_step(frame, "global", g_view, g_c, timing, contested=True)
