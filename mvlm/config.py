@@ -182,6 +182,10 @@ class TrackerConfig:
     # the view whose chosen candidate has the higher κmvlm (two network passes on such frames; the
     # local_only / always_global gates ignore it)
     global_vs_local: bool = False
+    # None = the gate alone decides (reference). c = a frame whose small grey thumbnail correlates
+    # below c with the previous frame's is a shot cut: the last box and the memory describe another
+    # shot, so the MVLM gate sends that frame global with no local contest and a fresh memory
+    shot_cut_threshold: Optional[float] = None
 
     def resolved_fixes(self) -> dict[str, bool]:
         """Each corrected-mode fix as a bool: explicit value, else on in `corrected` mode."""

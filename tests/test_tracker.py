@@ -337,3 +337,62 @@ def test_one_pass_per_global_frame_without_the_contest_or_under_the_always_globa
     res = tr.track(frame())
     assert len(net.calls) == 2 and not res.contested and res.mode == "global"
     assert res.to_json()["contested"] is False
+
+
+# --------------------------------------------------------------------------------------------
+# shot cuts
+
+
+def other_shot(h=120, w=160):
+    """A frame unrelated to `frame()`: coarse random blobs."""
+    rng = np.random.default_rng(5)
+    coarse = rng.integers(0, 256, (h // 20, w // 20, 3), dtype=np.uint8)
+    return np.kron(coarse, np.ones((20, 20, 1), np.uint8))
+
+
+def test_thumbnail_correlation_ignores_lighting_and_flags_another_scene():
+    from mvlm.track.shots import shot_thumbnail, thumbnail_correlation
+
+    a = shot_thumbnail(frame())
+    assert a.shape == (24, 32) and a.dtype == np.float32
+    assert thumbnail_correlation(a, a) == pytest.approx(1.0, abs=1e-5)
+    darker = (frame().astype(np.float32) * 0.5 + 20).astype(np.uint8)
+    assert thumbnail_correlation(a, shot_thumbnail(darker)) > 0.99
+    assert abs(thumbnail_correlation(a, shot_thumbnail(other_shot()))) < 0.3
+    flat = shot_thumbnail(np.full((120, 160, 3), 77, np.uint8))
+    assert not flat.any() and thumbnail_correlation(a, flat) == 1.0  # no evidence of a cut
+
+
+def test_a_shot_cut_sends_the_frame_global_without_contest_and_clears_the_memory():
+    outputs = [maps(peak(4, 4, value=0.9))]
+    # τ -1: S is never empty, so without the cut detector every frame would stay local
+    tr, net = make(outputs, preset="bbox", compat="corrected", tau=-1.0, global_vs_local=True,
+                   shot_cut_threshold=0.25)
+    tr.initialize(frame(), "the red car", box=[60, 40, 20, 20])
+    same = tr.track(frame())
+    assert same.mode == "local" and not same.shot_cut and tr.memory is not None
+    cut = tr.track(other_shot())
+    assert cut.mode == "global" and cut.shot_cut and not cut.contested
+    assert len(net.calls) == 2  # one pass for the cut frame, no local contest
+    assert cut.to_json()["shot_cut"] is True
+    # the cut frame's κ is that of a global pass with no memory at all
+    twin, _ = make(outputs, preset="bbox", compat="corrected", gate="always_global", memory=False)
+    twin.initialize(frame(), "the red car", box=[60, 40, 20, 20])
+    twin.track(frame())
+    assert cut.kappa == pytest.approx(twin.track(other_shot()).kappa, abs=1e-6)
+    after = tr.track(other_shot())  # the new shot goes on: local again
+    assert after.mode == "local" and not after.shot_cut
+
+
+@pytest.mark.parametrize("settings", [{}, {"gate": "local_only", "shot_cut_threshold": 0.25}])
+def test_no_shot_cut_when_off_or_under_the_local_only_ablation(settings):
+    tr, net = make(maps(peak(4, 4)), preset="bbox", compat="corrected", tau=-1.0, **settings)
+    tr.initialize(frame(), "the red car", box=[60, 40, 20, 20])
+    res = tr.track(other_shot())
+    assert res.mode == "local" and not res.shot_cut
+
+
+@pytest.mark.parametrize("value", [1.5, -2.0])
+def test_shot_cut_threshold_outside_minus_one_one_is_rejected(value):
+    with pytest.raises(ConfigError, match="shot_cut_threshold"):
+        make(maps(peak(4, 4)), shot_cut_threshold=value)

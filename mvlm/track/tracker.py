@@ -10,8 +10,10 @@ State machine per frame t:
     mode_t+1 = local if S_t ≠ ∅ else global  (global only after `hysteresis` empty frames)
 
 Beyond the reference (each off by default): `global_zoom` tiles the global view, `size_damping`
-damps the size in local steps, and `global_vs_local` runs the local crop beside the global pass
-on a global frame and keeps the view with the more confident chosen candidate.
+damps the size in local steps, `global_vs_local` runs the local crop beside the global pass
+on a global frame and keeps the view with the more confident chosen candidate, and
+`shot_cut_threshold` sends a frame that starts a new shot (`mvlm.track.shots`) global, with no
+contest and a cleared memory: the last box belongs to the previous shot.
 
 Starting:
 
@@ -44,6 +46,7 @@ from mvlm.config import ConfigError, ModelConfig, TrackerConfig
 from mvlm.data.crops import tile_views, to_network_input
 from mvlm.track import confidence as conf
 from mvlm.track import mapping
+from mvlm.track.shots import shot_thumbnail, thumbnail_correlation
 
 
 class TrackerError(ValueError):
@@ -65,6 +68,7 @@ class TrackResult:
     l_top1: float = float("nan")  # windowed centre score of the chosen cell
     template_updated: bool = False
     contested: bool = False  # a global frame that also ran the local pass (`global_vs_local`)
+    shot_cut: bool = False  # a frame taken as a new shot (`shot_cut_threshold`): global, no contest
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds
 
     def to_json(self) -> dict[str, Any]:
@@ -73,7 +77,8 @@ class TrackResult:
             "raw_box": [float(v) for v in self.raw_box], "kappa": self.kappa, "mode": self.mode,
             "next_mode": self.next_mode, "n_selected": self.n_selected, "top1": self.top1,
             "l_top1": None if math.isnan(self.l_top1) else self.l_top1,
-            "template_updated": self.template_updated, "contested": self.contested, "timings": self.timings,
+            "template_updated": self.template_updated, "contested": self.contested, "shot_cut": self.shot_cut,
+            "timings": self.timings,
         }
 
 
@@ -159,6 +164,9 @@ class MVLMTracker:
             raise ConfigError(f"tracker.size_damping: must lie in (0, 1] (1 = no damping), got {tracker_cfg.size_damping}")
         if not tracker_cfg.global_zoom >= 0:
             raise ConfigError(f"tracker.global_zoom: must be 0 (one whole-frame view) or > 0, got {tracker_cfg.global_zoom}")
+        cut = tracker_cfg.shot_cut_threshold
+        if cut is not None and not -1.0 <= cut <= 1.0:
+            raise ConfigError(f"tracker.shot_cut_threshold: a correlation in [-1, 1] or null (off), got {cut}")
         if tracker_cfg.template_free and not model_cfg.template_free:
             raise ConfigError(
                 "the network expects templates (model.template_free: false) but the tracker preset "
@@ -195,6 +203,7 @@ class MVLMTracker:
         self.frame_index = 0
         self.templates: list[torch.Tensor] = []
         self.ready = False
+        self.thumbnail: Optional[np.ndarray] = None
 
     @torch.inference_mode()
     def encode_text(self, text: str) -> torch.Tensor:
@@ -226,6 +235,7 @@ class MVLMTracker:
         self._reset()
         self.replace_text_embedding(self.encode_text(text))
         self.ready = True
+        self._shot_cut(frame)
         if box is None:
             if not self.cfg.template_free:
                 raise TrackerError(f"tracker preset {self.cfg.preset!r} uses templates: initialize needs a box")
@@ -247,10 +257,22 @@ class MVLMTracker:
         if not self.ready:
             raise TrackerError("track() called before initialize()")
         self.frame_index += 1
+        if self._shot_cut(frame) and self.cfg.gate == "mvlm":
+            self.memory, self.memory_view = None, None
+            view, c, timing = self._pass(frame, "global")
+            return self._finish_step(frame, "global", view, c, timing, shot_cut=True)
         return self._step(frame, self.mode)
 
     # ----------------------------------------------------------------------------------------
     # one frame
+
+    def _shot_cut(self, frame: np.ndarray) -> bool:
+        """Whether `frame` starts a new shot (`shot_cut_threshold`); remembers its thumbnail."""
+        if self.cfg.shot_cut_threshold is None:
+            return False
+        thumb = shot_thumbnail(frame)
+        previous, self.thumbnail = self.thumbnail, thumb
+        return previous is not None and thumbnail_correlation(previous, thumb) < self.cfg.shot_cut_threshold
 
     def _gate_start(self) -> str:
         if self.cfg.gate == "always_global":
@@ -346,7 +368,7 @@ class MVLMTracker:
         return views[best], c, _PassTiming(t1 - t0, t2 - t1, time.perf_counter() - t2)
 
     def _finish_step(self, frame: np.ndarray, mode: str, view: mapping.SearchView, c: conf.Confidence,
-                     timing: _PassTiming, contested: bool = False) -> TrackResult:
+                     timing: _PassTiming, contested: bool = False, shot_cut: bool = False) -> TrackResult:
         t_select = time.perf_counter()
         with _one_intra_op_thread():
             top1 = int(c.top1[0])
@@ -375,7 +397,7 @@ class MVLMTracker:
         timings["total_ms"] = sum(timings.values())
         return TrackResult(box=box, kappa=kappa, mode=mode, next_mode=self.mode, n_selected=n_selected,
                            frame_index=self.frame_index, raw_box=raw, top1=top1, l_top1=l_top1,
-                           template_updated=updated, contested=contested, timings=timings)
+                           template_updated=updated, contested=contested, shot_cut=shot_cut, timings=timings)
 
     def _damp_size(self, raw: np.ndarray) -> np.ndarray:
         """The predicted box with its width and height moved `size_damping` of the way (in log
