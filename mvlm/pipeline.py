@@ -199,15 +199,12 @@ def run_and_score(
 ) -> dict:
     """Track one dataset in one mode and score it; returns the metrics entry for that mode."""
     from mvlm.data.benchmarks import load_dataset
+    from mvlm.data.sequence import fill_missing_language
     from mvlm.evaluate.runner import RunOptions, run_dataset
     from mvlm.evaluate.scoring import attribute_breakdown, score_dataset
     from mvlm.track.tracker import TrackerSpec
 
-    sequences = load_dataset(spec.loader, spec.root, split=spec.split)
-    if spec.default_text:
-        for seq in sequences:
-            if not seq.language.strip():
-                seq.language = spec.default_text
+    sequences = fill_missing_language(load_dataset(spec.loader, spec.root, split=spec.split), spec.default_text)
     checkpoint = checkpoint_for(mode, cfg)
     tracker_spec = TrackerSpec(
         checkpoint=checkpoint, model_preset="tiny", tracker_preset=mode if checkpoint is None else None,

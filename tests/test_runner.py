@@ -177,3 +177,39 @@ def test_decode_rgb_names_the_source_of_bad_bytes(tmp_path):
         read_rgb(bad)
     with pytest.raises(DataError, match="clip-7: cannot decode"):
         decode_rgb(b"", "clip-7")
+
+
+def test_fill_missing_language_keeps_own_sentences():
+    from mvlm.data.sequence import fill_missing_language
+
+    own = Sequence(name="a", frames=[], boxes=np.ones((1, 4)), language="the red car")
+    bare = Sequence(name="b", frames=[], boxes=np.ones((1, 4)), language="  ")
+    fill_missing_language([own, bare], None)
+    assert bare.language == "  "
+    fill_missing_language([own, bare], "the tracked object")
+    assert own.language == "the red car" and bare.language == "the tracked object"
+
+
+def test_cli_evaluate_default_text_for_a_benchmark_without_sentences(tmp_path):
+    """Plain OTB carries no sentence: the sequence fails by name unless --default-text gives one."""
+    import cv2
+
+    from mvlm.cli import main
+
+    folder = tmp_path / "otb" / "Block"
+    (folder / "img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        img = rng.integers(0, 80, (72, 96, 3), dtype=np.uint8)
+        img[20 + i:36 + i, 10 + 2 * i:30 + 2 * i] = (30, 30, 220)
+        cv2.imwrite(str(folder / "img" / f"{i + 1:04d}.jpg"), img)
+    (folder / "groundtruth_rect.txt").write_text("".join(f"{11 + 2 * i}\t{21 + i}\t20\t16\n" for i in range(4)))
+    args = ["evaluate", "--dataset", "otb99_lang", "--root", str(tmp_path / "otb"), "--out", str(tmp_path / "r"),
+            "--quiet", "--preset", "bbox", "--compat", "corrected"]
+    assert main(args) == 1
+    failures = json.loads((tmp_path / "r" / "failures.json").read_text())
+    assert failures[0]["sequence"] == "Block" and "no language description" in failures[0]["error"]
+    assert main(args + ["--default-text", "the tracked object", "--resume"]) == 0
+    meta = json.loads((tmp_path / "r" / "Block_meta.json").read_text())
+    assert meta["language"] == "the tracked object"
+    assert len(read_results(tmp_path / "r" / "Block.txt")) == 4

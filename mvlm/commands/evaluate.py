@@ -11,14 +11,14 @@ from mvlm.commands.track import RANDOM_INIT_WARNING, add_tracker_options, spec_f
 
 def _run(args: argparse.Namespace) -> int:
     from mvlm.config import ConfigError
-    from mvlm.data.sequence import DataError
+    from mvlm.data.sequence import DataError, fill_missing_language
     from mvlm.evaluate.runner import RunOptions, print_progress, run_dataset, sequences_subset
 
     try:
         from mvlm.data.benchmarks import load_dataset
 
         sequences = load_dataset(args.dataset, args.root, split=args.split, sequences=args.sequences or None)
-        sequences = sequences_subset(sequences, args.sequences)
+        sequences = fill_missing_language(sequences_subset(sequences, args.sequences), args.default_text)
         if not args.checkpoint:
             print(RANDOM_INIT_WARNING.format(preset=args.model_preset, seed=args.seed), file=sys.stderr)
         summary = run_dataset(sequences, args.out, spec_from_args(args), workers=args.workers,
@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", choices=["box", "language"], default=None,
                    help="start from the first GT box or from language only (default: by the preset)")
     p.add_argument("--max-frames", type=int, default=0, help="cap frames per sequence (smoke runs)")
+    p.add_argument("--default-text", default=None,
+                   help="sentence for sequences that have none (plain OTB, VOT), e.g. 'the tracked object'")
     p.add_argument("--quiet", action="store_true")
     add_tracker_options(p)
     p.set_defaults(func=_run)

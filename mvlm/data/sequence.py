@@ -57,3 +57,13 @@ class Sequence:
         if not 0 <= index < len(self.frames):
             raise DataError(f"{self.name}: frame {index} out of range (0..{len(self.frames) - 1})")
         return read_rgb(self.frames[index])
+
+
+def fill_missing_language(sequences: list[Sequence], text: Optional[str]) -> list[Sequence]:
+    """Give every sequence without a sentence `text` (plain OTB and VOT carry none); a sequence
+    that has its own sentence keeps it. `None` or blank `text` changes nothing."""
+    if text and text.strip():
+        for seq in sequences:
+            if not seq.language.strip():
+                seq.language = text
+    return sequences
