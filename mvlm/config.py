@@ -186,6 +186,14 @@ class TrackerConfig:
     # below c with the previous frame's is a shot cut: the last box and the memory describe another
     # shot, so the MVLM gate sends that frame global with no local contest and a fresh memory
     shot_cut_threshold: Optional[float] = None
+    # False = a global pass answers with its own candidate (reference). True = every global pass
+    # (any gate, contest and shot cuts included) is followed in the same frame by a local pass
+    # around the box it chose, and that pass answers: the whole-frame view finds the target
+    # coarsely, the crop sees it at the local scale the box head is good at (two passes)
+    refine_global: bool = False
+    # with global_vs_local: the global answer replaces the local one only when its chosen
+    # candidate's κmvlm exceeds the local one's by more than this margin (0 = the plain contest)
+    contest_margin: float = 0.0
 
     def resolved_fixes(self) -> dict[str, bool]:
         """Each corrected-mode fix as a bool: explicit value, else on in `corrected` mode."""

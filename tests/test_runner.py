@@ -54,6 +54,7 @@ def test_run_writes_results_meta_and_resumes_identically(sequences, tmp_path):
         assert meta["init"] == "language" and meta["frame1_source"] == "global_pass"
         assert meta["mode"][0] == "global" and len(meta["kappa"]) == 5 and meta["complete"]
         assert meta["shot_cut"] == [False] * 5 and len(meta["contested"]) == 5
+        assert meta["refined"] == [False] * 5  # refine_global is off in the config default
         assert meta["config"]["random_init"] and meta["config"]["tracker"]["compat"] == "corrected"
         assert np.allclose(meta["frame1_box"], boxes[0], atol=1e-4)
     first = snapshot(out)
@@ -65,6 +66,15 @@ def test_run_writes_results_meta_and_resumes_identically(sequences, tmp_path):
     assert sorted(again["done"]) == ["seq0", "seq1"] and again["skipped"] == ["seq2"]
     assert snapshot(out) == first
     assert json.loads((out / "summary.json").read_text())["skipped"] == ["seq2"]
+
+
+def test_meta_records_which_frames_were_refined(sequences, tmp_path):
+    spec = TrackerSpec(model_preset="tiny", compat="corrected", seed=0,
+                       overrides=("refine_global=true", "gate=always_global"))
+    run_dataset(sequences[:1], tmp_path / "out", spec, options=RunOptions(init="language"))
+    meta = json.loads((tmp_path / "out" / "seq0_meta.json").read_text())
+    assert meta["config"]["tracker"]["refine_global"] is True
+    assert meta["refined"] == [True] * 5 and meta["mode"] == ["global"] * 5
 
 
 def test_failed_sequence_is_recorded_and_the_rest_go_on(sequences, tmp_path):

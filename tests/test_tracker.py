@@ -396,3 +396,63 @@ def test_no_shot_cut_when_off_or_under_the_local_only_ablation(settings):
 def test_shot_cut_threshold_outside_minus_one_one_is_rejected(value):
     with pytest.raises(ConfigError, match="shot_cut_threshold"):
         make(maps(peak(4, 4)), shot_cut_threshold=value)
+
+
+# --------------------------------------------------------------------------------------------
+# refining a global answer in a local crop
+
+
+@pytest.mark.parametrize("compat", ["corrected", "reference"])
+def test_refine_global_reads_the_global_answer_again_in_a_crop_around_it(compat):
+    coarse, fine = maps(peak(1, 6, value=0.9)), maps(peak(5, 2, value=0.8))
+    tr, net = make([coarse, fine, coarse, fine], compat=compat, refine_global=True, gate="always_global")
+    first = tr.initialize(frame(), "the red car")
+    assert len(net.calls) == 2 and first.refined and first.mode == "global"
+    assert first.to_json()["refined"] is True
+    # the global pass alone, and then a local step from its (clipped) box with the second output
+    plain, _ = make([coarse], compat=compat)
+    coarse_box = plain.initialize(frame(), "the red car").box
+    twin, _ = make([fine], compat=compat, gate="local_only")
+    twin.initialize(frame(), "the red car", box=coarse_box)
+    local = twin.track(frame())
+    assert not np.allclose(first.box, coarse_box)
+    np.testing.assert_allclose(first.box, local.box)
+    assert first.top1 == local.top1 and first.kappa == pytest.approx(local.kappa)
+    # a later frame: the crop is centred on this frame's global answer, not on the last state
+    second = tr.track(frame())
+    assert len(net.calls) == 4 and second.refined
+    np.testing.assert_allclose(second.box, local.box)
+
+
+def test_refine_global_applies_to_every_gate_that_goes_global_and_is_off_by_default():
+    tr, net = make(maps(peak(4, 4)), compat="corrected", gate="always_global", refine_global=True)
+    tr.initialize(frame(), "the red car")
+    res = tr.track(frame())
+    assert len(net.calls) == 4 and res.refined and res.mode == "global"
+    tr, net = make(maps(peak(4, 4)), compat="corrected", gate="always_global")
+    tr.initialize(frame(), "the red car")
+    assert not tr.track(frame()).refined and len(net.calls) == 2
+
+
+@pytest.mark.parametrize("margin, winner", [(0.0, "global"), (0.1, "local")])
+def test_the_contest_compares_the_refined_global_answer_and_honours_the_margin(margin, winner):
+    init = maps(peak(4, 4, value=0.9))
+    # the global pass itself is the most confident, but its refinement (0.6) is what competes
+    # with the local pass (0.5): κ = tanh(v − 0.05) with α 0, no window, no memory
+    global_out, refined_out, local_out = (maps(peak(1, 1, value=0.95)), maps(peak(2, 5, value=0.6)),
+                                          maps(peak(6, 3, value=0.5)))
+    common = dict(alpha=0.0, memory=False, window=False, compat="corrected", tau=10.0,
+                  global_vs_local=True, refine_global=True)
+    tr, net = make([init, init, global_out, refined_out, local_out], contest_margin=margin, **common)
+    tr.initialize(frame(), "the red car")
+    res = tr.track(frame())
+    assert len(net.calls) == 5 and res.contested and res.mode == winner
+    assert res.refined == (winner == "global")
+    expected = np.tanh(0.6 - 0.05) if winner == "global" else np.tanh(0.5 - 0.05)
+    assert res.kappa == pytest.approx(float(expected), abs=1e-6)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_contest_margin_is_rejected(value):
+    with pytest.raises(ConfigError, match="contest_margin"):
+        make(maps(peak(4, 4)), contest_margin=value)

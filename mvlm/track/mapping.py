@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ class SearchView:
     resize_factor: float
     frame_hw: tuple[int, int]
     reference: bool = True  # cut with the released geometry (map back with map_back_reference)
+    around: Optional[np.ndarray] = None  # local views: the image box x,y,w,h the crop is centred on
 
 
 def reference_side(box_xywh, factor: float) -> int:
@@ -63,7 +65,8 @@ def reference_crop(image: np.ndarray, box_xywh, factor: float, out_size: int) ->
         canvas[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = image[sy1:sy2, sx1:sx2]
     view = cv2.resize(canvas, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
     r = out_size / side
-    return SearchView(view, "local", ViewTransform(float(x1), float(y1), r, r, out_size), r, (h, w))
+    return SearchView(view, "local", ViewTransform(float(x1), float(y1), r, r, out_size), r, (h, w),
+                      around=np.asarray(box_xywh[:4], dtype=np.float64))
 
 
 def reference_global(image: np.ndarray, out_size: int) -> SearchView:
@@ -79,7 +82,8 @@ def reference_global(image: np.ndarray, out_size: int) -> SearchView:
 def exact_crop(image: np.ndarray, box_xywh, factor: float, out_size: int) -> SearchView:
     """Local view from `mvlm.data.crops.box_view` (the training geometry)."""
     view, t = crops.box_view(image, box_xywh, factor, out_size)
-    return SearchView(view, "local", t, t.scale_x, image.shape[:2], reference=False)
+    return SearchView(view, "local", t, t.scale_x, image.shape[:2], reference=False,
+                      around=np.asarray(box_xywh[:4], dtype=np.float64))
 
 
 def exact_global(image: np.ndarray, out_size: int, letterbox: bool) -> SearchView:

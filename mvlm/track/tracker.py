@@ -13,7 +13,9 @@ Beyond the reference (each off by default): `global_zoom` tiles the global view,
 damps the size in local steps, `global_vs_local` runs the local crop beside the global pass
 on a global frame and keeps the view with the more confident chosen candidate, and
 `shot_cut_threshold` sends a frame that starts a new shot (`mvlm.track.shots`) global, with no
-contest and a cleared memory: the last box belongs to the previous shot.
+contest and a cleared memory: the last box belongs to the previous shot. `refine_global` follows
+every global pass with a local pass around the box it chose, in the same frame, and lets that
+pass answer; `contest_margin` makes the contest's global side win only by that much κ.
 
 Starting:
 
@@ -69,6 +71,7 @@ class TrackResult:
     template_updated: bool = False
     contested: bool = False  # a global frame that also ran the local pass (`global_vs_local`)
     shot_cut: bool = False  # a frame taken as a new shot (`shot_cut_threshold`): global, no contest
+    refined: bool = False  # a global answer re-read by a local pass around it (`refine_global`)
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds
 
     def to_json(self) -> dict[str, Any]:
@@ -78,6 +81,7 @@ class TrackResult:
             "next_mode": self.next_mode, "n_selected": self.n_selected, "top1": self.top1,
             "l_top1": None if math.isnan(self.l_top1) else self.l_top1,
             "template_updated": self.template_updated, "contested": self.contested, "shot_cut": self.shot_cut,
+            "refined": self.refined,
             "timings": self.timings,
         }
 
@@ -167,6 +171,8 @@ class MVLMTracker:
         cut = tracker_cfg.shot_cut_threshold
         if cut is not None and not -1.0 <= cut <= 1.0:
             raise ConfigError(f"tracker.shot_cut_threshold: a correlation in [-1, 1] or null (off), got {cut}")
+        if not math.isfinite(tracker_cfg.contest_margin):
+            raise ConfigError(f"tracker.contest_margin: must be a finite κ difference, got {tracker_cfg.contest_margin}")
         if tracker_cfg.template_free and not model_cfg.template_free:
             raise ConfigError(
                 "the network expects templates (model.template_free: false) but the tracker preset "
@@ -259,8 +265,8 @@ class MVLMTracker:
         self.frame_index += 1
         if self._shot_cut(frame) and self.cfg.gate == "mvlm":
             self.memory, self.memory_view = None, None
-            view, c, timing = self._pass(frame, "global")
-            return self._finish_step(frame, "global", view, c, timing, shot_cut=True)
+            view, c, timing, refined = self._global_answer(frame)
+            return self._finish_step(frame, "global", view, c, timing, shot_cut=True, refined=refined)
         return self._step(frame, self.mode)
 
     # ----------------------------------------------------------------------------------------
@@ -281,12 +287,14 @@ class MVLMTracker:
             return "local"
         return "global" if self.cfg.template_free else "local"
 
-    def _view(self, frame: np.ndarray, mode: str) -> mapping.SearchView:
+    def _view(self, frame: np.ndarray, mode: str, around: Optional[np.ndarray] = None) -> mapping.SearchView:
+        """The view of `mode`; a local one is centred on `around` (default: the last state)."""
         exact = self.switches["exact_mapping"]
         if mode == "local":
+            box = self.state if around is None else around
             if exact:
-                return mapping.exact_crop(frame, self.state, self.cfg.search_factor, self.search_size)
-            return mapping.reference_crop(frame, self.state, self.cfg.search_factor, self.search_size)
+                return mapping.exact_crop(frame, box, self.cfg.search_factor, self.search_size)
+            return mapping.reference_crop(frame, box, self.cfg.search_factor, self.search_size)
         if exact or self.switches["letterbox_global"]:
             return mapping.exact_global(frame, self.search_size, self.switches["letterbox_global"])
         return mapping.reference_global(frame, self.search_size)
@@ -308,31 +316,50 @@ class MVLMTracker:
     def _step(self, frame: np.ndarray, mode: str) -> TrackResult:
         if mode == "global" and self.cfg.global_vs_local and self.cfg.gate == "mvlm" and self.state is not None:
             return self._contested_step(frame)
+        if mode == "global":
+            view, c, timing, refined = self._global_answer(frame)
+            return self._finish_step(frame, mode, view, c, timing, refined=refined)
         view, c, timing = self._pass(frame, mode)
         return self._finish_step(frame, mode, view, c, timing)
 
-    def _pass(self, frame: np.ndarray, mode: str) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
+    def _pass(self, frame: np.ndarray, mode: str,
+              around: Optional[np.ndarray] = None) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
         """One network pass of `mode` (the tiled one for a global pass with `global_zoom`)."""
         if mode == "global" and self.cfg.global_zoom > 0:
             return self._tiled_pass(frame)
-        return self._single_pass(frame, mode)
+        return self._single_pass(frame, mode, around)
+
+    def _global_answer(self, frame: np.ndarray) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming, bool]:
+        """The global pass, and with `refine_global` the local pass around the box it chose,
+        which then answers for the frame (the last flag says whether it did)."""
+        view, c, timing = self._pass(frame, "global")
+        if not self.cfg.refine_global:
+            return view, c, timing, False
+        box = self._map_back(view, c)
+        if not all(math.isfinite(v) for v in box.tolist()):
+            return view, c, timing, False  # _finish_step handles a non-finite answer
+        around = mapping.clip_box(box, frame.shape[0], frame.shape[1], self.cfg.clip_margin)
+        local_view, local_c, local_timing = self._pass(frame, "local", around)
+        return local_view, local_c, timing.plus(local_timing), True
 
     def _contested_step(self, frame: np.ndarray) -> TrackResult:
         """A frame the MVLM gate sent global, with `global_vs_local`: the global pass and a local
         pass around the last box both run, and the one whose chosen candidate has the higher κmvlm
-        answers, so a re-localization has to be more confident than staying where the target was.
+        answers (the global one only when higher by more than `contest_margin`), so a
+        re-localization has to be more confident than staying where the target was.
         The gate ablations (`local_only`, `always_global`) never contest."""
-        g_view, g_c, g_timing = self._pass(frame, "global")
+        g_view, g_c, g_timing, refined = self._global_answer(frame)
         l_view, l_c, l_timing = self._pass(frame, "local")
         timing = g_timing.plus(l_timing)
-        if _top1_kappa(g_c) > _top1_kappa(l_c):
-            return self._finish_step(frame, "global", g_view, g_c, timing, contested=True)
+        if _top1_kappa(g_c) > _top1_kappa(l_c) + self.cfg.contest_margin:
+            return self._finish_step(frame, "global", g_view, g_c, timing, contested=True, refined=refined)
         return self._finish_step(frame, "local", l_view, l_c, timing, contested=True)
 
-    def _single_pass(self, frame: np.ndarray, mode: str) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
+    def _single_pass(self, frame: np.ndarray, mode: str,
+                     around: Optional[np.ndarray] = None) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
         t0 = time.perf_counter()
         with _one_intra_op_thread():
-            view = self._view(frame, mode)
+            view = self._view(frame, mode, around)
             search = to_network_input(view.image).to(self.device)
         t1 = time.perf_counter()
         templates = self.templates if (self.uses_templates and self.templates) else None
@@ -368,16 +395,15 @@ class MVLMTracker:
         return views[best], c, _PassTiming(t1 - t0, t2 - t1, time.perf_counter() - t2)
 
     def _finish_step(self, frame: np.ndarray, mode: str, view: mapping.SearchView, c: conf.Confidence,
-                     timing: _PassTiming, contested: bool = False, shot_cut: bool = False) -> TrackResult:
+                     timing: _PassTiming, contested: bool = False, shot_cut: bool = False,
+                     refined: bool = False) -> TrackResult:
         t_select = time.perf_counter()
         with _one_intra_op_thread():
             top1 = int(c.top1[0])
-            box_norm = c.boxes[0, top1]
             kappa, l_top1 = c.kappa_mvlm[0, top1].item(), c.l[0, top1].item()
             n_selected = int(c.in_s[0].sum())
             t3 = time.perf_counter()
-            raw = (mapping.map_back_reference(box_norm, view, self.state, self.search_size) if view.reference
-                   else mapping.map_back_exact(box_norm, view))
+            raw = self._map_back(view, c)
             frame_h, frame_w = frame.shape[:2]
             if all(math.isfinite(v) for v in raw.tolist()):
                 damped = self._damp_size(raw) if mode == "local" else raw
@@ -397,7 +423,15 @@ class MVLMTracker:
         timings["total_ms"] = sum(timings.values())
         return TrackResult(box=box, kappa=kappa, mode=mode, next_mode=self.mode, n_selected=n_selected,
                            frame_index=self.frame_index, raw_box=raw, top1=top1, l_top1=l_top1,
-                           template_updated=updated, contested=contested, shot_cut=shot_cut, timings=timings)
+                           template_updated=updated, contested=contested, shot_cut=shot_cut, refined=refined,
+                           timings=timings)
+
+    def _map_back(self, view: mapping.SearchView, c: conf.Confidence) -> np.ndarray:
+        """Image box x,y,w,h (before clipping) of the chosen candidate of `view`."""
+        box_norm = c.boxes[0, int(c.top1[0])]
+        if view.reference:
+            return mapping.map_back_reference(box_norm, view, view.around, self.search_size)
+        return mapping.map_back_exact(box_norm, view)
 
     def _damp_size(self, raw: np.ndarray) -> np.ndarray:
         """The predicted box with its width and height moved `size_damping` of the way (in log
