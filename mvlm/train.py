@@ -12,8 +12,8 @@
   step:   f = 1 before epoch lr_drop_epoch, lr_drop_gamma from it on (0 = never drops);
   cosine: f = ½(1 + cos(π·(g − warmup)/(total − warmup))), total = epochs·steps_per_epoch,
   or, with `fit_schedule_to_cap`, the steps that fit `max_minutes` at the speed measured over
-  the FIT_WINDOW steps after warmup (rank 0 decides; saved in the epoch state, so --resume
-  continues the same schedule).
+  FIT_WINDOW steps once warmup and FIT_SETTLE more steps are done (rank 0 decides; saved in the
+  epoch state, so --resume continues the same schedule).
 - Each epoch (rank 0): `epoch_XXXX.safetensors` (net, `checkpoint.save_checkpoint`, frozen text
   tower left out) + `epoch_XXXX.state.pt` (tensors and plain values only: optimizer state, step,
   epoch, RNG; read back with `torch.load(weights_only=True)`), both written tmp + os.replace.
@@ -420,7 +420,7 @@ def train(
     # the cosine's length: planned, fitted to the cap after warmup, or as fitted before a resume
     schedule_steps = fitted if fitted is not None else total_steps
     schedule_fitted = fitted is not None  # saved with each epoch from then on
-    fit_from = max(step, cfg.warmup_steps)  # the first steps carry start-up costs
+    fit_from = max(step, cfg.warmup_steps + FIT_SETTLE)  # the first steps carry start-up costs
     fit_at = fit_from + FIT_WINDOW
     fit = (fitted is None and cfg.fit_schedule_to_cap and cfg.max_minutes > 0 and cfg.schedule == "cosine"
            and fit_at < total_steps)
@@ -523,7 +523,11 @@ def _finish(out_dir: Path, net: nn.Module, cfg: TrainConfig, log: RunLog, stats:
     log.close()
 
 
-FIT_WINDOW = 20  # steps timed after warmup to fit the schedule to the cap
+# Timed 20 steps right after warmup, the box recipe ran those 1.35x slower than its later steps
+# (the first epoch reads and decodes every frame it samples, and one rank waits for the other),
+# so the fitted cosine ended at 70 % of the cap.
+FIT_SETTLE = 100  # steps after warmup that run untimed
+FIT_WINDOW = 100  # steps timed after those to fit the schedule to the cap
 FIT_MARGIN = 1.1  # later steps run a little slower (epoch checkpoints, a busier machine)
 
 

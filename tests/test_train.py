@@ -349,6 +349,7 @@ def test_schedule_fitted_to_the_cap_anneals_and_resumes_exactly(tmp_path, toy_da
         calls.append((total_steps, step, window, max_minutes))
         return 5
 
+    monkeypatch.setattr(train_mod, "FIT_SETTLE", 0)
     monkeypatch.setattr(train_mod, "FIT_WINDOW", 1)
     monkeypatch.setattr(train_mod, "fitted_total_steps", fit_to_five)
     kw = {"epochs": 4, "schedule": "cosine", "max_minutes": 30.0, "fit_schedule_to_cap": True}
@@ -388,9 +389,29 @@ def test_fitted_total_steps_formula():
     assert fitted_total_steps(1000, 70, 70.0, 4.0, 20, 1.0, env) == 71  # over time already
 
 
+def test_the_fit_times_its_window_after_the_settling_steps(tmp_path, toy_data, monkeypatch):
+    import mvlm.train as train_mod
+
+    calls = []
+
+    def record(total_steps, step, elapsed_s, window_s, window, max_minutes, env):
+        calls.append((step, window))
+        return total_steps
+
+    monkeypatch.setattr(train_mod, "FIT_SETTLE", 3)
+    monkeypatch.setattr(train_mod, "FIT_WINDOW", 2)
+    monkeypatch.setattr(train_mod, "fitted_total_steps", record)
+    cfg = micro_cfg(tmp_path / "settle", toy_data, epochs=5, schedule="cosine", max_minutes=30.0,
+                    fit_schedule_to_cap=True)
+    assert train(cfg, progress=False)["steps"] == 10
+    # warmup 2 + 3 untimed steps, then steps 5 and 6 timed: the fit happens after step 7
+    assert calls == [(7, 2)]
+
+
 def test_a_schedule_fitted_to_the_full_plan_is_still_saved(tmp_path, toy_data, monkeypatch):
     import mvlm.train as train_mod
 
+    monkeypatch.setattr(train_mod, "FIT_SETTLE", 0)
     monkeypatch.setattr(train_mod, "FIT_WINDOW", 1)
     monkeypatch.setattr(train_mod, "fitted_total_steps", lambda total_steps, *args: total_steps)
     cfg = micro_cfg(tmp_path / "full", toy_data, epochs=3, schedule="cosine", max_minutes=30.0,
