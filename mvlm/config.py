@@ -194,6 +194,12 @@ class TrackerConfig:
     # with global_vs_local: the global answer replaces the local one only when its chosen
     # candidate's κmvlm exceeds the local one's by more than this margin (0 = the plain contest)
     contest_margin: float = 0.0
+    # 0 = off (reference). n > 0 = a box that reaches the frame border (within EXIT_BORDER_PX)
+    # may belong to a target leaving the frame, and one that leaves re-enters elsewhere, out of
+    # reach of the local crop: the MVLM gate then sends the next n frames global (contested with
+    # `global_vs_local`), each with a cleared memory, since the memory describes where the target
+    # was; every frame the box touches the border again restarts the count
+    exit_watch: int = 0
 
     def resolved_fixes(self) -> dict[str, bool]:
         """Each corrected-mode fix as a bool: explicit value, else on in `corrected` mode."""
@@ -306,7 +312,8 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     max_minutes: float = 0.0  # 0 = no wall-clock cap
-    # with max_minutes and the cosine schedule: time the steps after warmup and shorten the run
+    # with max_minutes and the cosine schedule: time a window of steps once warmup and a few
+    # settling steps are done (mvlm.train FIT_SETTLE, FIT_WINDOW) and shorten the run
     # (and its cosine) to the steps that fit the cap, so a slow machine still anneals the lr
     # instead of being cut mid-schedule. The fitted length is saved with each epoch, so --resume
     # continues the same schedule.

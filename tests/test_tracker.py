@@ -392,6 +392,49 @@ def test_no_shot_cut_when_off_or_under_the_local_only_ablation(settings):
     assert res.mode == "local" and not res.shot_cut
 
 
+# --------------------------------------------------------------------------------------------
+# exit watch
+
+
+def test_a_box_at_the_border_sends_the_next_exit_watch_frames_global_with_a_cleared_memory():
+    # τ -1: S is never empty, so only the watch can send a frame global; the stub's peak sits one
+    # cell left of the view's centre: local steps keep a box at the left edge there, a global
+    # pass puts it near the middle of the frame
+    tr, _ = make(maps(peak(4, 3, value=0.9)), preset="bbox", compat="corrected", tau=-1.0, exit_watch=3)
+    tr.initialize(frame(), "the red car", box=[0, 40, 20, 20])
+    at_border = tr.track(frame())
+    assert at_border.mode == "local" and at_border.box[0] <= 2.0
+    assert at_border.exit_watch and at_border.next_mode == "global" and tr.memory is None
+    assert at_border.to_json()["exit_watch"] is True
+    modes = [tr.track(frame()) for _ in range(4)]
+    assert [r.mode for r in modes] == ["global", "global", "global", "local"]
+    assert modes[0].box[0] > 2.0  # the global answer left the border, and the count ran down
+    assert [r.exit_watch for r in modes] == [True, True, False, False]
+    assert tr.memory is not None  # local again: the memory builds up anew
+
+
+@pytest.mark.parametrize("settings", [{}, {"exit_watch": 3, "gate": "local_only"}])
+def test_no_exit_watch_when_off_or_under_the_local_only_ablation(settings):
+    tr, _ = make(maps(peak(4, 3)), preset="bbox", compat="corrected", tau=-1.0, **settings)
+    tr.initialize(frame(), "the red car", box=[0, 40, 20, 20])
+    results = [tr.track(frame()) for _ in range(3)]
+    assert all(r.box[0] <= 2.0 for r in results)  # at the border all along
+    assert [r.mode for r in results] == ["local"] * 3 and not any(r.exit_watch for r in results)
+    assert tr.memory is not None
+
+
+def test_a_box_inside_the_frame_starts_no_exit_watch():
+    tr, _ = make(maps(peak(4, 4)), preset="bbox", compat="corrected", tau=-1.0, exit_watch=3)
+    tr.initialize(frame(), "the red car", box=[60, 40, 20, 20])
+    res = tr.track(frame())
+    assert res.mode == "local" and res.next_mode == "local" and not res.exit_watch
+
+
+def test_a_negative_exit_watch_is_rejected():
+    with pytest.raises(ConfigError, match="exit_watch"):
+        make(maps(peak(4, 4)), exit_watch=-1)
+
+
 @pytest.mark.parametrize("value", [1.5, -2.0])
 def test_shot_cut_threshold_outside_minus_one_one_is_rejected(value):
     with pytest.raises(ConfigError, match="shot_cut_threshold"):

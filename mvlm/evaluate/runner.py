@@ -67,7 +67,7 @@ def track_sequence(tracker, seq: Sequence, options: RunOptions, info: dict[str, 
     mode = init_mode(tracker, options)
     boxes = np.zeros((n, 4))
     per_frame: dict[str, list] = {"kappa": [], "mode": [], "contested": [], "shot_cut": [], "refined": [],
-                                 "n_selected": [], "decode_ms": [], "tracker_ms": []}
+                                 "exit_watch": [], "n_selected": [], "decode_ms": [], "tracker_ms": []}
     timings: dict[str, list] = {}
     start = time.perf_counter()
     first_raw = None
@@ -90,6 +90,7 @@ def track_sequence(tracker, seq: Sequence, options: RunOptions, info: dict[str, 
         per_frame["contested"].append(res.contested)
         per_frame["shot_cut"].append(res.shot_cut)
         per_frame["refined"].append(res.refined)
+        per_frame["exit_watch"].append(res.exit_watch)
         per_frame["n_selected"].append(res.n_selected)
         per_frame["decode_ms"].append(round((t1 - t0) * 1e3, 3))
         per_frame["tracker_ms"].append(round((t2 - t1) * 1e3, 3))

@@ -16,6 +16,8 @@ on a global frame and keeps the view with the more confident chosen candidate, a
 contest and a cleared memory: the last box belongs to the previous shot. `refine_global` follows
 every global pass with a local pass around the box it chose, in the same frame, and lets that
 pass answer; `contest_margin` makes the contest's global side win only by that much κ.
+`exit_watch` treats a box at the frame border as a target that may be leaving: the next frames
+go global (contested), with the memory cleared, so a target re-entering elsewhere can be found.
 
 Starting:
 
@@ -50,6 +52,9 @@ from mvlm.track import confidence as conf
 from mvlm.track import mapping
 from mvlm.track.shots import shot_thumbnail, thumbnail_correlation
 
+# `exit_watch`: a box edge this close to the frame edge (px) counts as reaching the border
+EXIT_BORDER_PX = 2.0
+
 
 class TrackerError(ValueError):
     """Bad input to the tracker (frame, text, box) or a tracker/model mismatch."""
@@ -72,6 +77,7 @@ class TrackResult:
     contested: bool = False  # a global frame that also ran the local pass (`global_vs_local`)
     shot_cut: bool = False  # a frame taken as a new shot (`shot_cut_threshold`): global, no contest
     refined: bool = False  # a global answer re-read by a local pass around it (`refine_global`)
+    exit_watch: bool = False  # the next frame goes global because the box was at the border (`exit_watch`)
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds
 
     def to_json(self) -> dict[str, Any]:
@@ -81,7 +87,7 @@ class TrackResult:
             "next_mode": self.next_mode, "n_selected": self.n_selected, "top1": self.top1,
             "l_top1": None if math.isnan(self.l_top1) else self.l_top1,
             "template_updated": self.template_updated, "contested": self.contested, "shot_cut": self.shot_cut,
-            "refined": self.refined,
+            "refined": self.refined, "exit_watch": self.exit_watch,
             "timings": self.timings,
         }
 
@@ -171,6 +177,8 @@ class MVLMTracker:
         cut = tracker_cfg.shot_cut_threshold
         if cut is not None and not -1.0 <= cut <= 1.0:
             raise ConfigError(f"tracker.shot_cut_threshold: a correlation in [-1, 1] or null (off), got {cut}")
+        if tracker_cfg.exit_watch < 0:
+            raise ConfigError(f"tracker.exit_watch: a number of frames >= 0 (0 = off), got {tracker_cfg.exit_watch}")
         if not math.isfinite(tracker_cfg.contest_margin):
             raise ConfigError(f"tracker.contest_margin: must be a finite κ difference, got {tracker_cfg.contest_margin}")
         if tracker_cfg.template_free and not model_cfg.template_free:
@@ -210,6 +218,7 @@ class MVLMTracker:
         self.templates: list[torch.Tensor] = []
         self.ready = False
         self.thumbnail: Optional[np.ndarray] = None
+        self.exit_watch_left = 0
 
     @torch.inference_mode()
     def encode_text(self, text: str) -> torch.Tensor:
@@ -415,6 +424,9 @@ class MVLMTracker:
             self.memory, self.memory_view = c.kappa_mem, view.transform
             self.last_confidence = c
             self.mode = self._next_mode(n_selected)
+            watching = self._watch_for_exit(box, frame_w, frame_h)
+            if watching:
+                self.mode, self.memory, self.memory_view = "global", None, None
             updated = self._maybe_update_template(frame, l_top1)
         t4 = time.perf_counter()
         timings = {"view_ms": timing.view_s * 1e3, "network_ms": timing.network_s * 1e3,
@@ -424,6 +436,7 @@ class MVLMTracker:
         return TrackResult(box=box, kappa=kappa, mode=mode, next_mode=self.mode, n_selected=n_selected,
                            frame_index=self.frame_index, raw_box=raw, top1=top1, l_top1=l_top1,
                            template_updated=updated, contested=contested, shot_cut=shot_cut, refined=refined,
+                           exit_watch=watching,
                            timings=timings)
 
     def _map_back(self, view: mapping.SearchView, c: conf.Confidence) -> np.ndarray:
@@ -452,6 +465,19 @@ class MVLMTracker:
             return "global"
         self.empty_run = 0 if n_selected > 0 else self.empty_run + 1
         return "global" if self.empty_run >= self.switches["hysteresis"] else "local"
+
+    def _watch_for_exit(self, box: np.ndarray, frame_w: int, frame_h: int) -> bool:
+        """`exit_watch`: whether the next frame goes global because the box reached the frame
+        border (within EXIT_BORDER_PX) in this frame or in one of the last `exit_watch` − 1."""
+        if self.cfg.exit_watch <= 0 or self.cfg.gate != "mvlm":
+            return False
+        x, y, w, h = (float(v) for v in box)
+        m = EXIT_BORDER_PX
+        if x <= m or y <= m or x + w >= frame_w - m or y + h >= frame_h - m:
+            self.exit_watch_left = self.cfg.exit_watch
+        elif self.exit_watch_left > 0:
+            self.exit_watch_left -= 1
+        return self.exit_watch_left > 0
 
     def _maybe_update_template(self, frame: np.ndarray, l_top1: float) -> bool:
         """Template mode: every `update_interval` frames, if l_î > threshold, refresh the newest
