@@ -524,8 +524,8 @@ def _finish(out_dir: Path, net: nn.Module, cfg: TrainConfig, log: RunLog, stats:
 
 
 # Timed 20 steps right after warmup, the box recipe ran those 1.35x slower than its later steps
-# (the first epoch reads and decodes every frame it samples, and one rank waits for the other),
-# so the fitted cosine ended at 70 % of the cap.
+# (start-up effects: first reads of the frame files, ranks waiting for each other), so the fitted
+# cosine ended at 70 % of the cap. The speed can still drift later in a run; the fit is made once.
 FIT_SETTLE = 100  # steps after warmup that run untimed
 FIT_WINDOW = 100  # steps timed after those to fit the schedule to the cap
 FIT_MARGIN = 1.1  # later steps run a little slower (epoch checkpoints, a busier machine)
