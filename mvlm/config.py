@@ -315,8 +315,8 @@ class TrainConfig:
     # with max_minutes and the cosine schedule: time a window of steps once warmup and a few
     # settling steps are done (mvlm.train FIT_SETTLE, FIT_WINDOW) and shorten the run
     # (and its cosine) to the steps that fit the cap, so a slow machine still anneals the lr
-    # instead of being cut mid-schedule. The fitted length is saved with each epoch, so --resume
-    # continues the same schedule.
+    # instead of being cut mid-schedule; refitted every few hundred steps (REFIT_EVERY) because
+    # the speed drifts. The latest length is saved with each epoch, so --resume continues it.
     fit_schedule_to_cap: bool = False
     device: str = "auto"  # auto = cuda:LOCAL_RANK when a GPU is there, else cpu
     threads: int = 0  # torch CPU threads per process (0 = torch's default)

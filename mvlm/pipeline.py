@@ -196,11 +196,13 @@ def run_and_score(
     compat: str,
     overrides: tuple[str, ...],
     resume: bool = True,
+    reuse_from: Optional[Path] = None,
 ) -> dict:
-    """Track one dataset in one mode and score it; returns the metrics entry for that mode."""
+    """Track one dataset in one mode and score it; returns the metrics entry for that mode.
+    Results in `reuse_from` made with the very same tracker and checkpoint are copied, not rerun."""
     from mvlm.data.benchmarks import load_dataset
     from mvlm.data.sequence import fill_missing_language
-    from mvlm.evaluate.runner import RunOptions, run_dataset
+    from mvlm.evaluate.runner import RunOptions, reuse_identical_results, run_dataset
     from mvlm.evaluate.scoring import attribute_breakdown, score_dataset
     from mvlm.track.tracker import TrackerSpec
 
@@ -212,7 +214,9 @@ def run_and_score(
         checkpoint_model=cfg.checkpoint_model or None,
     )
     options = RunOptions(init="box" if mode == "bbox" else "language")
-    run = run_dataset(sequences, out_dir, tracker_spec, workers=cfg.workers, resume=resume, options=options)
+    reused = reuse_identical_results(reuse_from, out_dir, sequences, tracker_spec, options) if reuse_from else []
+    run = run_dataset(sequences, out_dir, tracker_spec, workers=cfg.workers, resume=resume or bool(reused),
+                      options=options)
     done = set(run["done"]) | set(run["skipped"])
     scored = [s for s in sequences if s.name in done]
     result = score_dataset(scored, out_dir, profile=spec.profile or cfg.profile, dataset=spec.loader)
@@ -225,13 +229,22 @@ def run_and_score(
         "sequences": len(sequences),
         "scored": len(scored),
         "failed": run["failed"],
+        "reused": {"from": str(reuse_from), "sequences": len(reused)} if reused else None,
         "scoring_failures": result.failures,
-        "tracking_fps": run["tracking_fps"],
+        "tracking_fps": run["tracking_fps"] if run["done"] else _source_fps(reuse_from if reused else None),
         "profile": result.profile,
         "scores": result.scores(),
         "per_sequence": result.sequence_scores(),
         "attributes": attribute_breakdown(result, scored) if result.ok else {},
     }
+
+
+def _source_fps(results_dir: Optional[Path]) -> Optional[float]:
+    """Tracking speed of the run whose results were reused (its summary.json), else None."""
+    from mvlm.evaluate.figures import load_json
+
+    summary = load_json(results_dir / "summary.json") if results_dir else None
+    return (summary or {}).get("tracking_fps")
 
 
 def _dataset_spec(cfg: EvaluateConfig, name: str) -> DatasetSpec:
@@ -274,7 +287,10 @@ def ablate_stage(variant: str, ablate: dict, evaluate: dict, tracker: dict, repo
     for mode in acfg.modes:
         compat, overrides = _tracker_overrides(tracker, mode, acfg.variants[variant])
         t0 = time.perf_counter()
-        entry = run_and_score(spec, mode, Path(cfg.results_dir) / "ablations" / variant / mode, cfg, compat, overrides)
+        # a variant that resolves to the evaluated tracker (full; α 1 where the preset's α is 1)
+        # copies the evaluation's results instead of tracking the same frames again
+        entry = run_and_score(spec, mode, Path(cfg.results_dir) / "ablations" / variant / mode, cfg, compat,
+                              overrides, reuse_from=Path(cfg.results_dir) / acfg.dataset / mode)
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         summary["modes"][mode] = entry
     return _write_metrics(Path(reports) / "ablations" / f"{variant}.json", summary)

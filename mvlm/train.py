@@ -12,8 +12,9 @@
   step:   f = 1 before epoch lr_drop_epoch, lr_drop_gamma from it on (0 = never drops);
   cosine: f = ½(1 + cos(π·(g − warmup)/(total − warmup))), total = epochs·steps_per_epoch,
   or, with `fit_schedule_to_cap`, the steps that fit `max_minutes` at the speed measured over
-  FIT_WINDOW steps once warmup and FIT_SETTLE more steps are done (rank 0 decides; saved in the
-  epoch state, so --resume continues the same schedule).
+  FIT_WINDOW steps once warmup and FIT_SETTLE more steps are done, refitted every REFIT_EVERY
+  steps after that at the mean speed since the window began (rank 0 decides; the latest length
+  is saved in the epoch state, and --resume continues it without refitting).
 - Each epoch (rank 0): `epoch_XXXX.safetensors` (net, `checkpoint.save_checkpoint`, frozen text
   tower left out) + `epoch_XXXX.state.pt` (tensors and plain values only: optimizer state, step,
   epoch, RNG; read back with `torch.load(weights_only=True)`), both written tmp + os.replace.
@@ -424,6 +425,7 @@ def train(
     fit_at = fit_from + FIT_WINDOW
     fit = (fitted is None and cfg.fit_schedule_to_cap and cfg.max_minutes > 0 and cfg.schedule == "cosine"
            and fit_at < total_steps)
+    next_fit = fit_at if fit else None  # the step after which the schedule is (re)fitted
     if env.distributed:
         dist.barrier()
 
@@ -484,11 +486,11 @@ def train(
             epoch += 1
             stats = _EpochStats()
             _seed_torch(cfg.seed, epoch, env.rank)
-        if fit and step == fit_at:
+        if step == next_fit:
             now = time.perf_counter()
             schedule_steps = fitted_total_steps(total_steps, step, now - t_start, now - t_window,
                                                 step - fit_from, cfg.max_minutes, env)
-            fit, schedule_fitted = False, True
+            fit, schedule_fitted, next_fit = False, True, step + REFIT_EVERY
             if bar:
                 bar.total = schedule_steps
                 bar.refresh()
@@ -525,9 +527,12 @@ def _finish(out_dir: Path, net: nn.Module, cfg: TrainConfig, log: RunLog, stats:
 
 # Timed 20 steps right after warmup, the box recipe ran those 1.35x slower than its later steps
 # (start-up effects: first reads of the frame files, ranks waiting for each other), so the fitted
-# cosine ended at 70 % of the cap. The speed can still drift later in a run; the fit is made once.
+# cosine ended at 70 % of the cap. The speed also drifts later in a run (one box run: 0.219 s a
+# step over its fit window, 0.193 after it, and it ended 66 s before its cap with a single fit),
+# hence the refits; each moves the cosine's length, so the lr shifts by a few percent at that step.
 FIT_SETTLE = 100  # steps after warmup that run untimed
 FIT_WINDOW = 100  # steps timed after those to fit the schedule to the cap
+REFIT_EVERY = 200  # steps between refits of the schedule after the first fit
 FIT_MARGIN = 1.1  # later steps run a little slower (epoch checkpoints, a busier machine)
 
 

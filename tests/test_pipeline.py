@@ -109,6 +109,12 @@ def test_pipeline_writes_tables_and_figures(pipeline_repo: Path):
     assert len(table) == 2 * 2 * len(WHOLE_FRAME_VIEWS) and table.accuracy.between(0, 1).all()
     metrics = json.loads((reports / "metrics" / "synth.json").read_text())
     assert metrics["modes"]["tf"]["scored"] == 3 and not metrics["modes"]["tf"]["failed"]
+    # the full variant is the evaluated tracker: its results are copied, its scores are the same
+    full = json.loads((reports / "ablations" / "full.json").read_text())["modes"]["tf"]
+    local = json.loads((reports / "ablations" / "local_only.json").read_text())["modes"]["tf"]
+    assert full["reused"] == {"from": str(Path("results") / "synth" / "tf"), "sequences": 3}
+    assert full["scores"] == metrics["modes"]["tf"]["scores"] and full["tracking_fps"] > 0
+    assert local["reused"] is None and local["scored"] == 3
 
     success = pd.read_csv(reports / "plots" / "success.csv")
     assert len(success) == 21 * success.tracker.nunique() and success.success.between(0, 100).all()

@@ -225,3 +225,37 @@ def test_cli_evaluate_default_text_for_a_benchmark_without_sentences(tmp_path):
     meta = json.loads((tmp_path / "r" / "Block_meta.json").read_text())
     assert meta["language"] == "the tracked object"
     assert len(read_results(tmp_path / "r" / "Block.txt")) == 4
+
+
+def _tiny_checkpoint(path: Path, seed: int) -> str:
+    import torch
+
+    from mvlm.config import model_config
+    from mvlm.model import save_checkpoint
+    from mvlm.model.net import build_model
+
+    torch.manual_seed(seed)
+    return str(save_checkpoint(build_model(model_config(preset="tiny")), path, mode="tf"))
+
+
+def test_results_of_the_same_tracker_and_weights_are_copied_not_rerun(sequences, tmp_path):
+    from mvlm.evaluate.runner import reuse_identical_results
+
+    checkpoint = _tiny_checkpoint(tmp_path / "net.safetensors", seed=0)
+    spec = TrackerSpec(checkpoint=checkpoint, compat="corrected", overrides=("tau=0.5",))
+    options = RunOptions(init="language")
+    source = tmp_path / "evaluated"
+    run_dataset(sequences[:2], source, spec, options=options)
+    same = TrackerSpec(checkpoint=checkpoint, compat="corrected", overrides=("tau=0.5", "alpha=1.0"))  # α 1 = tf preset
+    copied = reuse_identical_results(source, tmp_path / "variant", sequences, same, options)
+    assert copied == ["seq0", "seq1"]  # seq2 was never evaluated
+    assert snapshot(tmp_path / "variant") == snapshot(source)
+    rerun = run_dataset(sequences, tmp_path / "variant", same, resume=True, options=options)
+    assert rerun["skipped"] == ["seq0", "seq1"] and rerun["done"] == ["seq2"]
+    assert reuse_identical_results(source, tmp_path / "variant", sequences, same, options) == []  # complete already
+
+    other = TrackerSpec(checkpoint=checkpoint, compat="corrected", overrides=("tau=0.2",))
+    assert reuse_identical_results(source, tmp_path / "other", sequences, other, options) == []
+    _tiny_checkpoint(tmp_path / "net.safetensors", seed=1)  # same path, other weights
+    assert reuse_identical_results(source, tmp_path / "retrained", sequences, spec, options) == []
+    assert reuse_identical_results(tmp_path / "missing", tmp_path / "x", sequences, spec, options) == []

@@ -408,6 +408,37 @@ def test_the_fit_times_its_window_after_the_settling_steps(tmp_path, toy_data, m
     assert calls == [(7, 2)]
 
 
+def test_the_schedule_is_refitted_at_the_mean_speed_since_the_window_began(tmp_path, toy_data, monkeypatch):
+    import mvlm.train as train_mod
+
+    calls, lengths = [], iter([6, 9, 8])
+
+    def refit(total_steps, step, elapsed_s, window_s, window, max_minutes, env):
+        calls.append((step, window))
+        return next(lengths)
+
+    monkeypatch.setattr(train_mod, "FIT_SETTLE", 0)
+    monkeypatch.setattr(train_mod, "FIT_WINDOW", 1)
+    monkeypatch.setattr(train_mod, "REFIT_EVERY", 2)
+    monkeypatch.setattr(train_mod, "fitted_total_steps", refit)
+    cfg = micro_cfg(tmp_path / "refit", toy_data, epochs=5, schedule="cosine", max_minutes=30.0,
+                    fit_schedule_to_cap=True)
+    summary = train(cfg, progress=False)
+    # fitted after step 3 (window: step 2), refitted after steps 5 and 7 over all steps since 2
+    assert calls == [(3, 1), (5, 3), (7, 5)]
+    assert (summary["planned_steps"], summary["schedule_steps"], summary["steps"]) == (10, 8, 8)
+    rows = (tmp_path / "refit" / "train_log.csv").read_text().strip().splitlines()
+    header = rows[0].split(",")
+    lrs = [float(r.split(",")[header.index("lr")]) for r in rows[1:]]
+    cosine = lambda g, total: 1e-3 * 0.5 * (1 + math.cos(math.pi * (g - 2) / (total - 2)))
+    # each step uses the length known when it ran: 10 planned, then 6, 9, 8
+    assert lrs[2] == pytest.approx(cosine(2, 10)) and lrs[3] == pytest.approx(cosine(3, 6))
+    assert lrs[5] == pytest.approx(cosine(5, 9)) and lrs[7] == pytest.approx(cosine(7, 8))
+    saved = [torch.load(tmp_path / "refit" / f"epoch_{e:04d}.state.pt", weights_only=True)["schedule_steps"]
+             for e in (1, 2, 3)]
+    assert saved == [6, 9, 8]  # the length in force when each epoch ended (steps 4, 6, 8)
+
+
 def test_a_schedule_fitted_to_the_full_plan_is_still_saved(tmp_path, toy_data, monkeypatch):
     import mvlm.train as train_mod
 

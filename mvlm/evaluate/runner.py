@@ -211,6 +211,41 @@ def run_dataset(
     return summary
 
 
+def reuse_identical_results(source_dir: str | Path, out_dir: str | Path, sequences: Iterable[Sequence],
+                            spec: TrackerSpec, options: RunOptions | None = None) -> list[str]:
+    """Copy into `out_dir` the complete results of `source_dir` that this `spec` would reproduce:
+    same tracker settings, same checkpoint content (sha256), same sentence and start. Tracking is
+    deterministic, so a variant that resolves to an already evaluated configuration (an ablation
+    equal to the full tracker) needs no second run. Returns the names copied; a sequence that is
+    already complete in `out_dir` is left alone."""
+    import shutil
+
+    options = options or RunOptions()
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    if not source_dir.is_dir():
+        return []
+    built = build_tracker(spec)
+    config = json.loads(json.dumps(built.info, default=str))
+    init = init_mode(built.tracker, options)
+    copied = []
+    for seq in sequences:
+        if is_complete(out_dir, seq, options) or not is_complete(source_dir, seq, options):
+            continue
+        try:
+            meta = json.loads(meta_path(source_dir, seq.name).read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("config") != config or meta.get("language") != seq.language or meta.get("init") != init:
+            continue
+        out_dir.mkdir(parents=True, exist_ok=True)
+        meta_path(out_dir, seq.name).unlink(missing_ok=True)  # a stale meta must not vouch for new boxes
+        # boxes first, meta last: the meta's "complete" marks a finished pair, as in write_results
+        shutil.copyfile(result_path(source_dir, seq.name), result_path(out_dir, seq.name))
+        shutil.copyfile(meta_path(source_dir, seq.name), meta_path(out_dir, seq.name))
+        copied.append(seq.name)
+    return copied
+
+
 def print_progress(result: dict) -> None:
     if result["status"] == "done":
         secs = result["end"] - result["start"]

@@ -535,6 +535,17 @@ def tracker_overrides(overrides: Any) -> dict[str, Any]:
     return values
 
 
+def _file_sha256(path: str) -> str:
+    """Content hash of a checkpoint, so that results name the exact weights they came from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def build_tracker(spec: TrackerSpec) -> BuiltTracker:
     """A ready `MVLMTracker` for `spec` (checkpoint, or a seeded random-init `model_preset` net)."""
     from mvlm.config import model_config, to_dict, tracker_config
@@ -568,7 +579,8 @@ def build_tracker(spec: TrackerSpec) -> BuiltTracker:
     net = net.to(spec.device).eval()
     tracker = MVLMTracker(net, model_cfg, tracker_cfg, device=spec.device)
     info = {
-        "checkpoint": spec.checkpoint, "random_init": not spec.checkpoint,
+        "checkpoint": spec.checkpoint, "checkpoint_sha256": _file_sha256(spec.checkpoint) if spec.checkpoint else None,
+        "random_init": not spec.checkpoint,
         "seed": None if spec.checkpoint else spec.seed, "model_preset": model_cfg.preset,
         "checkpoint_meta": {k: v for k, v in meta.items() if k != "model_config"},
         "tracker": to_dict(tracker_cfg), "switches": tracker.switches, "device": spec.device,
