@@ -173,6 +173,10 @@ class TrackerConfig:
     # frame with overlapping windows of search_size/z frame px (1 = the frame's own pixels), runs
     # them as one batch and keeps the window whose top candidate has the highest κmvlm
     global_zoom: float = 0.0
+    # True = once there is a last box, the global pass tiles the frame with windows of the local
+    # crop's side (search_factor·√(w·h) of that box) instead, so a re-detection sees the target at
+    # the scale local crops show it; without a last box (template-free first frame) global_zoom holds
+    target_scale_tiles: bool = False
     # 1 = a local step takes the predicted width and height as they are (reference); β < 1 moves
     # them only part of the way, geometrically: w_t = w_{t−1}^(1−β) · ŵ^β (the centre is never
     # damped, and a global pass always takes its box as predicted)

@@ -276,6 +276,35 @@ def test_tiled_global_pass_in_box_mode_repeats_the_templates_per_window():
     assert net.calls[0]["templates"] == 2
 
 
+def test_target_scale_tiles_use_windows_of_the_last_box_local_crop():
+    # box 16x16 at search_factor 4: a 64 px crop side -> zoom 2 on the 160x120 frame, 12 windows
+    scores = [peak(2, 2, value=0.5) for _ in range(12)]
+    scores[7] = peak(4, 4, value=0.9)  # row 1, column 3: origin (96, 28)
+    tr, net = make(batched(scores), preset="bbox", gate="always_global", compat="corrected",
+                   target_scale_tiles=True, alpha=0.0)
+    tr.initialize(frame(), "car", box=[60, 40, 16, 16])
+    res = tr.track(frame())
+    assert res.mode == "global" and net.calls[0]["search"] == (12, 6, 128, 128)
+    np.testing.assert_allclose(res.box, [132 - 6.4, 64 - 6.4, 12.8, 12.8], atol=1e-4)
+
+
+def test_target_scale_tiles_never_exceed_the_frame_and_need_a_last_box():
+    # a 40x40 box asks for 160 px windows: one window of the frame's longer side, centred
+    tr, net = make(batched([peak(4, 4)]), preset="bbox", gate="always_global", compat="corrected",
+                   target_scale_tiles=True)
+    tr.initialize(frame(), "car", box=[60, 40, 40, 40])
+    tr.track(frame())
+    assert net.calls[0]["search"] == (1, 6, 128, 128)
+    assert tr.memory_view.origin_x == 0.0 and tr.memory_view.origin_y == -20.0
+    # template-free: the first frame has no box, so its global pass is the one whole-frame view
+    tiles, net = make(maps(peak(4, 4)), compat="corrected", target_scale_tiles=True)
+    whole, _ = make(maps(peak(4, 4)), compat="corrected")
+    first = tiles.initialize(frame(), "the red car")
+    assert net.calls[0]["search"] == (1, 6, 128, 128)
+    np.testing.assert_allclose(first.box, whole.initialize(frame(), "the red car").box)
+    assert tiles.memory_view == whole.memory_view
+
+
 def test_negative_global_zoom_is_rejected():
     with pytest.raises(ConfigError, match="global_zoom"):
         make(maps(peak(4, 4)), global_zoom=-1.0)

@@ -9,7 +9,8 @@ State machine per frame t:
     state_t  = clip_box(map_back(b_î))
     mode_t+1 = local if S_t ≠ ∅ else global  (global only after `hysteresis` empty frames)
 
-Beyond the reference (each off by default): `global_zoom` tiles the global view, `size_damping`
+Beyond the reference (each off by default): `global_zoom` tiles the global view (and
+`target_scale_tiles` tiles it at the scale of the last box's local crop), `size_damping`
 damps the size in local steps, `global_vs_local` runs the local crop beside the global pass
 on a global frame and keeps the view with the more confident chosen candidate, and
 `shot_cut_threshold` sends a frame that starts a new shot (`mvlm.track.shots`) global, with no
@@ -47,7 +48,7 @@ import numpy as np
 import torch
 
 from mvlm.config import ConfigError, ModelConfig, TrackerConfig
-from mvlm.data.crops import tile_views, to_network_input
+from mvlm.data.crops import crop_side, tile_views, to_network_input
 from mvlm.track import confidence as conf
 from mvlm.track import mapping
 from mvlm.track.shots import shot_thumbnail, thumbnail_correlation
@@ -333,10 +334,21 @@ class MVLMTracker:
 
     def _pass(self, frame: np.ndarray, mode: str,
               around: Optional[np.ndarray] = None) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
-        """One network pass of `mode` (the tiled one for a global pass with `global_zoom`)."""
-        if mode == "global" and self.cfg.global_zoom > 0:
-            return self._tiled_pass(frame)
+        """One network pass of `mode` (the tiled one for a global pass with `global_zoom` or
+        `target_scale_tiles`)."""
+        zoom = self._tile_zoom(frame) if mode == "global" else 0.0
+        if zoom > 0:
+            return self._tiled_pass(frame, zoom)
         return self._single_pass(frame, mode, around)
+
+    def _tile_zoom(self, frame: np.ndarray) -> float:
+        """Zoom of the tiled global pass, 0 = one whole-frame view. With `target_scale_tiles` and
+        a last box, windows have the side of the local crop around that box, but never more than
+        the frame's longer side."""
+        if self.cfg.target_scale_tiles and self.state is not None:
+            side = min(crop_side(self.state, self.cfg.search_factor), max(frame.shape[:2]))
+            return self.search_size / side
+        return self.cfg.global_zoom
 
     def _global_answer(self, frame: np.ndarray) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming, bool]:
         """The global pass, and with `refine_global` the local pass around the box it chose,
@@ -380,13 +392,13 @@ class MVLMTracker:
                                       self._memory_prev(view), self.params)
         return view, c, _PassTiming(t1 - t0, t2 - t1, time.perf_counter() - t2)
 
-    def _tiled_pass(self, frame: np.ndarray) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
+    def _tiled_pass(self, frame: np.ndarray, zoom: float) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
         """Global pass over overlapping windows (`crops.tile_views`) in one batch; the window
         whose top candidate has the highest κmvlm is this frame's view."""
         t0 = time.perf_counter()
         with _one_intra_op_thread():
             views = [mapping.SearchView(image, "global", t, t.scale_x, frame.shape[:2], reference=False)
-                     for image, t in tile_views(frame, self.search_size, self.cfg.global_zoom)]
+                     for image, t in tile_views(frame, self.search_size, zoom)]
             search = to_network_input([v.image for v in views]).to(self.device)
         t1 = time.perf_counter()
         n = len(views)
