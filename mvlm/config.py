@@ -177,6 +177,10 @@ class TrackerConfig:
     # crop's side (search_factor·√(w·h) of that box) instead, so a re-detection sees the target at
     # the scale local crops show it; without a last box (template-free first frame) global_zoom holds
     target_scale_tiles: bool = False
+    # which window of a tiled global pass answers: the one whose top candidate has the highest
+    # κmvlm, or the highest classification score l. κ's margins are measured inside each window
+    # (a window holding one object alone has a wide margin at any score), l is comparable across them
+    tile_select: Literal["kappa", "score"] = "kappa"
     # 1 = a local step takes the predicted width and height as they are (reference); β < 1 moves
     # them only part of the way, geometrically: w_t = w_{t−1}^(1−β) · ŵ^β (the centre is never
     # damped, and a global pass always takes its box as predicted)

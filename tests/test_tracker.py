@@ -288,6 +288,23 @@ def test_target_scale_tiles_use_windows_of_the_last_box_local_crop():
     np.testing.assert_allclose(res.box, [132 - 6.4, 64 - 6.4, 12.8, 12.8], atol=1e-4)
 
 
+def test_tile_select_score_compares_windows_by_score_not_by_their_inner_margin():
+    # window 0: a lone weak peak (wide margin inside its window); window 7: a strong peak beside
+    # a rival almost as strong (narrow margin)
+    scores = [peak(2, 2, value=0.3, rest=0.01)] + [np.full((F, F), 0.01, np.float32)] * 11
+    crowded = peak(4, 4, value=0.9, rest=0.01)
+    crowded[1, 1] = 0.88
+    scores[7] = crowded
+    picked = {}
+    for select in ("kappa", "score"):
+        tr, _ = make(batched(scores), preset="bbox", gate="always_global", compat="corrected",
+                     target_scale_tiles=True, alpha=0.0, tile_select=select)
+        tr.initialize(frame(), "car", box=[60, 40, 16, 16])
+        tr.track(frame())
+        picked[select] = (tr.memory_view.origin_x, tr.memory_view.origin_y)
+    assert picked == {"kappa": (0.0, 0.0), "score": (96.0, 28.0)}
+
+
 def test_target_scale_tiles_never_exceed_the_frame_and_need_a_last_box():
     # a 40x40 box asks for 160 px windows: one window of the frame's longer side, centred
     tr, net = make(batched([peak(4, 4)]), preset="bbox", gate="always_global", compat="corrected",

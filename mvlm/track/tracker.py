@@ -394,7 +394,7 @@ class MVLMTracker:
 
     def _tiled_pass(self, frame: np.ndarray, zoom: float) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
         """Global pass over overlapping windows (`crops.tile_views`) in one batch; the window
-        whose top candidate has the highest κmvlm is this frame's view."""
+        whose top candidate has the highest κmvlm (or score l, `tile_select`) is this frame's view."""
         t0 = time.perf_counter()
         with _one_intra_op_thread():
             views = [mapping.SearchView(image, "global", t, t.scale_x, frame.shape[:2], reference=False)
@@ -411,7 +411,8 @@ class MVLMTracker:
             memories = [self._memory_prev(v) for v in views]
             memory = None if memories[0] is None else torch.cat(memories)
             c = conf.frame_confidence(out, self.text_vec, window, memory, self.params)
-            best = int(c.kappa_mvlm.gather(1, c.top1[:, None])[:, 0].argmax())
+            ranked = c.l if self.cfg.tile_select == "score" else c.kappa_mvlm
+            best = int(ranked.gather(1, c.top1[:, None])[:, 0].argmax())
             c = conf.confidence_row(c, best)
         return views[best], c, _PassTiming(t1 - t0, t2 - t1, time.perf_counter() - t2)
 
