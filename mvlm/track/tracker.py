@@ -357,7 +357,7 @@ class MVLMTracker:
         if not self.cfg.refine_global:
             return view, c, timing, False
         box = self._map_back(view, c)
-        if not all(math.isfinite(v) for v in box.tolist()):
+        if not np.isfinite(box).all():
             return view, c, timing, False  # _finish_step handles a non-finite answer
         around = mapping.clip_box(box, frame.shape[0], frame.shape[1], self.cfg.clip_margin)
         local_view, local_c, local_timing = self._pass(frame, "local", around)
@@ -427,7 +427,7 @@ class MVLMTracker:
             t3 = time.perf_counter()
             raw = self._map_back(view, c)
             frame_h, frame_w = frame.shape[:2]
-            if all(math.isfinite(v) for v in raw.tolist()):
+            if np.isfinite(raw).all():
                 damped = self._damp_size(raw) if mode == "local" else raw
                 box = mapping.clip_box(damped, frame_h, frame_w, self.cfg.clip_margin)
             else:  # the network produced NaN/inf: keep the last state (or the whole frame), go global
@@ -552,11 +552,8 @@ def _file_sha256(path: str) -> str:
     """Content hash of a checkpoint, so that results name the exact weights they came from."""
     import hashlib
 
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def build_tracker(spec: TrackerSpec) -> BuiltTracker:
