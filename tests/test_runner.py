@@ -69,6 +69,31 @@ def test_run_writes_results_meta_and_resumes_identically(sequences, tmp_path):
     assert json.loads((out / "summary.json").read_text())["skipped"] == ["seq2"]
 
 
+def test_resume_tracks_again_what_other_settings_made(sequences, tmp_path):
+    out = tmp_path / "run"
+    options = RunOptions(init="language", max_frames=3)
+    first = run_dataset(sequences, out, SPEC, options=options)
+    assert first["stale"] == []
+    other = TrackerSpec(model_preset="tiny", compat="corrected", seed=0, overrides=("gate=always_global",))
+    resumed = run_dataset(sequences, out, other, resume=True, options=options)
+    assert resumed["stale"] == ["seq0", "seq1", "seq2"] and resumed["skipped"] == []
+    assert sorted(resumed["done"]) == ["seq0", "seq1", "seq2"]
+    fresh = tmp_path / "fresh"
+    run_dataset(sequences, fresh, other, options=options)
+    assert snapshot(out) == snapshot(fresh)
+    for seq in sequences:
+        meta = json.loads((out / f"{seq.name}_meta.json").read_text())
+        assert meta["config"]["tracker"]["gate"] == "always_global" and meta["mode"] == ["global"] * 3
+    again = run_dataset(sequences, out, other, resume=True, options=options)
+    assert again["skipped"] == ["seq0", "seq1", "seq2"] and again["stale"] == [] and again["done"] == []
+    # another sentence for one sequence: only that one is tracked again
+    renamed = [sequences[0], Sequence(name="seq1", frames=sequences[1].frames, boxes=sequences[1].boxes,
+                                      language="blue block", dataset="unit"), sequences[2]]
+    changed = run_dataset(renamed, out, other, resume=True, options=options)
+    assert changed["stale"] == ["seq1"] and changed["done"] == ["seq1"] and changed["skipped"] == ["seq0", "seq2"]
+    assert json.loads((out / "seq1_meta.json").read_text())["language"] == "blue block"
+
+
 def test_meta_records_which_frames_were_refined(sequences, tmp_path):
     spec = TrackerSpec(model_preset="tiny", compat="corrected", seed=0,
                        overrides=("refine_global=true", "gate=always_global"))

@@ -1,7 +1,9 @@
 """Run a tracker over a dataset: one result file + `<seq>_meta.json` per sequence, resumable.
 
 * Each sequence is written atomically (boxes file, then meta with ``"complete": true``); with
-  `resume` a sequence whose two files are complete and agree on the frame count is skipped.
+  `resume` a sequence whose two files are complete, agree on the frame count and were made by
+  the same tracker (settings, checkpoint hash, sentence, start) is skipped; a complete result of
+  other settings is deleted and tracked again (listed as ``stale`` in the summary).
 * A failing sequence is recorded (``failures.json`` and the summary) and the others go on.
 * `workers > 1`: that many processes, each builds the network once and runs with one torch
   thread and one OpenCV thread (so N workers use N cores without oversubscription).
@@ -121,6 +123,30 @@ def is_complete(out_dir: Path, seq: Sequence, options: RunOptions) -> bool:
     return bool(info.get("complete")) and info.get("frames") == rows == expected
 
 
+def _identity(built, options: RunOptions) -> Optional[tuple[Any, str]]:
+    """What the meta of a result made by this tracker records: its description (settings,
+    checkpoint sha256) as stored in JSON, and the start mode. None when the start mode is
+    impossible for this tracker (every sequence then fails, and no result is its own)."""
+    try:
+        init = init_mode(built.tracker, options)
+    except ValueError:
+        return None
+    return json.loads(json.dumps(built.info, default=str)), init
+
+
+def _made_by(out_dir: Path, seq: Sequence, identity: Optional[tuple[Any, str]]) -> bool:
+    """Whether the stored result of `seq` in `out_dir` came from the tracker of `identity`,
+    with this sequence's sentence."""
+    if identity is None:
+        return False
+    try:
+        meta = json.loads(meta_path(out_dir, seq.name).read_text())
+    except (OSError, ValueError):
+        return False
+    config, init = identity
+    return meta.get("config") == config and meta.get("language") == seq.language and meta.get("init") == init
+
+
 def _run_one(tracker, info, seq: Sequence, out_dir: Path, options: RunOptions) -> dict:
     start = time.time()
     try:
@@ -172,14 +198,24 @@ def run_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     rank, world = distributed_rank()
     mine = sequences[rank::world] if world > 1 else list(sequences)
-    todo = [s for s in mine if not (resume and is_complete(out_dir, s, options))]
-    todo_names = {s.name for s in todo}
-    skipped = [s.name for s in mine if s.name not in todo_names]
+    complete = [s for s in mine if resume and is_complete(out_dir, s, options)]
+    built, stale = None, []
+    if complete:
+        built = build_tracker(spec)
+        identity = _identity(built, options)
+        stale = [s.name for s in complete if not _made_by(out_dir, s, identity)]
+        for name in stale:  # results of other settings must not be scored with this run's
+            print(f"{out_dir}: {name} was tracked with other settings or weights; tracking it again",
+                  file=sys.stderr)
+            meta_path(out_dir, name).unlink(missing_ok=True)
+            result_path(out_dir, name).unlink(missing_ok=True)
+    skipped = [s.name for s in complete if s.name not in stale]
+    todo = [s for s in mine if s.name not in set(skipped)]
     results: list[dict] = []
     wall0 = time.time()
     workers = max(1, min(int(workers), len(todo) or 1))
     if todo and workers == 1:
-        built = build_tracker(spec)
+        built = built or build_tracker(spec)
         for seq in todo:
             r = _run_one(built.tracker, built.info, seq, out_dir, options)
             results.append(r)
@@ -200,7 +236,7 @@ def run_dataset(
     busy = (max(r["end"] for r in done) - min(r["start"] for r in done)) if done else 0.0
     summary = {
         "out_dir": str(out_dir), "rank": rank, "world_size": world, "workers": workers,
-        "sequences": len(mine), "done": [r["sequence"] for r in done], "skipped": skipped,
+        "sequences": len(mine), "done": [r["sequence"] for r in done], "skipped": skipped, "stale": stale,
         "failed": [f["sequence"] for f in failed], "frames": frames,
         "tracking_fps": frames / busy if busy > 0 else None,  # excludes worker start-up
         "wall_seconds": time.time() - wall0, "spec": asdict(spec), "options": asdict(options),
@@ -224,18 +260,12 @@ def reuse_identical_results(source_dir: str | Path, out_dir: str | Path, sequenc
     source_dir, out_dir = Path(source_dir), Path(out_dir)
     if not source_dir.is_dir():
         return []
-    built = build_tracker(spec)
-    config = json.loads(json.dumps(built.info, default=str))
-    init = init_mode(built.tracker, options)
+    identity = _identity(build_tracker(spec), options)
     copied = []
     for seq in sequences:
         if is_complete(out_dir, seq, options) or not is_complete(source_dir, seq, options):
             continue
-        try:
-            meta = json.loads(meta_path(source_dir, seq.name).read_text())
-        except (OSError, ValueError):
-            continue
-        if meta.get("config") != config or meta.get("language") != seq.language or meta.get("init") != init:
+        if not _made_by(source_dir, seq, identity):
             continue
         out_dir.mkdir(parents=True, exist_ok=True)
         meta_path(out_dir, seq.name).unlink(missing_ok=True)  # a stale meta must not vouch for new boxes
