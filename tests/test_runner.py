@@ -74,10 +74,13 @@ def test_resume_tracks_again_what_other_settings_made(sequences, tmp_path):
     options = RunOptions(init="language", max_frames=3)
     first = run_dataset(sequences, out, SPEC, options=options)
     assert first["stale"] == []
+    first_files = snapshot(out)
     other = TrackerSpec(model_preset="tiny", compat="corrected", seed=0, overrides=("gate=always_global",))
     resumed = run_dataset(sequences, out, other, resume=True, options=options)
     assert resumed["stale"] == ["seq0", "seq1", "seq2"] and resumed["skipped"] == []
     assert sorted(resumed["done"]) == ["seq0", "seq1", "seq2"]
+    (kept,) = (out / "stale").iterdir()  # the earlier results are set aside, not deleted
+    assert snapshot(kept) == first_files and len(list(kept.glob("seq*_meta.json"))) == 3
     fresh = tmp_path / "fresh"
     run_dataset(sequences, fresh, other, options=options)
     assert snapshot(out) == snapshot(fresh)

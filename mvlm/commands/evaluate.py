@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps({k: summary[k] for k in ("out_dir", "sequences", "frames", "tracking_fps")}
                      | {"done": len(summary["done"]), "skipped": len(summary["skipped"]),
-                        "failed": summary["failed"]}))
+                        "stale": summary["stale"], "failed": summary["failed"]}))
     return 1 if summary["failed"] else 0
 
 
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="results folder (<seq>.txt + <seq>_meta.json)")
     p.add_argument("--workers", type=int, default=1, help="processes (1 torch thread each when > 1)")
     p.add_argument("--resume", action="store_true", help="skip sequences whose results are complete and were made with the same settings and "
-                   "weights (results of other settings are tracked again)")
+                   "weights (results of other settings are moved to stale/ and tracked again)")
     p.add_argument("--sequences", nargs="*", default=None, help="only these sequence names")
     p.add_argument("--init", choices=["box", "language"], default=None,
                    help="start from the first GT box or from language only (default: by the preset)")

@@ -3,7 +3,8 @@
 * Each sequence is written atomically (boxes file, then meta with ``"complete": true``); with
   `resume` a sequence whose two files are complete, agree on the frame count and were made by
   the same tracker (settings, checkpoint hash, sentence, start) is skipped; a complete result of
-  other settings is deleted and tracked again (listed as ``stale`` in the summary).
+  other settings is moved to ``stale/<UTC time>/`` and tracked again (listed as ``stale`` in the
+  summary).
 * A failing sequence is recorded (``failures.json`` and the summary) and the others go on.
 * `workers > 1`: that many processes, each builds the network once and runs with one torch
   thread and one OpenCV thread (so N workers use N cores without oversubscription).
@@ -147,6 +148,24 @@ def _made_by(out_dir: Path, seq: Sequence, identity: Optional[tuple[Any, str]]) 
     return meta.get("config") == config and meta.get("language") == seq.language and meta.get("init") == init
 
 
+def _set_aside(out_dir: Path, names: list[str]) -> Path:
+    """Move the results of `names` (made with other settings) into ``stale/<UTC time>/`` inside
+    `out_dir`: they must not be scored with this run's, and nothing written is thrown away."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    folder, n = out_dir / "stale" / stamp, 1
+    while folder.exists():  # two resumes within one second keep apart
+        folder, n = out_dir / "stale" / f"{stamp}-{n}", n + 1
+    folder.mkdir(parents=True)
+    for name in names:
+        # meta first: a boxes file without its meta is never taken for a finished result
+        for path in (meta_path(out_dir, name), result_path(out_dir, name)):
+            if path.exists():
+                os.replace(path, folder / path.name)
+    print(f"{out_dir}: {len(names)} result(s) made with other settings, weights, sentence or start "
+          f"moved to {folder} and tracked again: {', '.join(names)}", file=sys.stderr)
+    return folder
+
+
 def _run_one(tracker, info, seq: Sequence, out_dir: Path, options: RunOptions) -> dict:
     start = time.time()
     try:
@@ -204,11 +223,8 @@ def run_dataset(
         built = build_tracker(spec)
         identity = _identity(built, options)
         stale = [s.name for s in complete if not _made_by(out_dir, s, identity)]
-        for name in stale:  # results of other settings must not be scored with this run's
-            print(f"{out_dir}: {name} was tracked with other settings or weights; tracking it again",
-                  file=sys.stderr)
-            meta_path(out_dir, name).unlink(missing_ok=True)
-            result_path(out_dir, name).unlink(missing_ok=True)
+        if stale:
+            _set_aside(out_dir, stale)
     skipped = [s.name for s in complete if s.name not in stale]
     todo = [s for s in mine if s.name not in set(skipped)]
     results: list[dict] = []
