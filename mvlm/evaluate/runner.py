@@ -226,7 +226,8 @@ def run_dataset(
         if stale:
             _set_aside(out_dir, stale)
     skipped = [s.name for s in complete if s.name not in stale]
-    todo = [s for s in mine if s.name not in set(skipped)]
+    kept = set(skipped)
+    todo = [s for s in mine if s.name not in kept]
     results: list[dict] = []
     wall0 = time.time()
     workers = max(1, min(int(workers), len(todo) or 1))
