@@ -287,3 +287,105 @@ def test_results_of_the_same_tracker_and_weights_are_copied_not_rerun(sequences,
     _tiny_checkpoint(tmp_path / "net.safetensors", seed=1)  # same path, other weights
     assert reuse_identical_results(source, tmp_path / "retrained", sequences, spec, options) == []
     assert reuse_identical_results(tmp_path / "missing", tmp_path / "x", sequences, spec, options) == []
+
+
+def test_describing_a_tracker_gives_the_description_its_build_records(tmp_path):
+    import torch
+
+    from mvlm.config import ConfigError
+    from mvlm.track.spec import TrackerError, describe_tracker
+    from mvlm.track.tracker import build_tracker
+
+    checkpoint = _tiny_checkpoint(tmp_path / "net.safetensors", seed=0)
+    specs = [
+        TrackerSpec(checkpoint=checkpoint, compat="corrected", overrides=("tau=0.5", "size_damping=0.1")),
+        TrackerSpec(checkpoint=checkpoint, compat="reference", tracker_preset="tf_tnl2k"),
+        TrackerSpec(checkpoint=checkpoint, compat="corrected", checkpoint_model={"preset": "tiny"}),
+        TrackerSpec(model_preset="tiny", compat="corrected", seed=3),
+    ]
+    for spec in specs:
+        described = describe_tracker(spec)
+        assert described.info == build_tracker(spec).info
+    assert describe_tracker(specs[0]).info["checkpoint_sha256"] == build_tracker(specs[0]).info["checkpoint_sha256"]
+    assert describe_tracker(specs[1]).tracker_cfg.preset == "tf_tnl2k"
+
+    # a torch file's metadata sits inside its pickle: only a build reads it
+    zipped = tmp_path / "net.pth.tar"
+    torch.save({"net": build_tracker(specs[3]).tracker.net.state_dict()}, zipped)
+    assert describe_tracker(TrackerSpec(checkpoint=str(zipped), checkpoint_model={"preset": "tiny"})) is None
+    with pytest.raises(ConfigError, match="size_damping"):
+        describe_tracker(TrackerSpec(checkpoint=checkpoint, overrides=("size_damping=0",)))
+    with pytest.raises(TrackerError, match="missing.safetensors"):
+        describe_tracker(TrackerSpec(checkpoint=str(tmp_path / "missing.safetensors")))
+
+
+def test_the_process_that_hands_out_sequences_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    checkpoint = _tiny_checkpoint(tmp_path / "net.safetensors", seed=0)
+    script = f"""
+import sys
+from mvlm import pipeline
+from mvlm.evaluate import runner, scoring
+from mvlm.track.spec import TrackerSpec
+spec = TrackerSpec(checkpoint={checkpoint!r}, compat="corrected", overrides=("tau=0.5",))
+assert runner._identity(spec, runner.RunOptions(init="language"))[1] == "language"
+print(sorted(m for m in ("torch", "timm", "torchvision", "cv2") if m in sys.modules))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_a_broken_checkpoint_is_one_clear_error_before_any_worker_starts(sequences, tmp_path):
+    from mvlm.model.metadata import CheckpointError
+
+    checkpoint = Path(_tiny_checkpoint(tmp_path / "net.safetensors", seed=0))
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(checkpoint.read_bytes()[:100_000])
+    with pytest.raises(CheckpointError, match="truncated.safetensors"):
+        run_dataset(sequences, tmp_path / "out", TrackerSpec(checkpoint=str(truncated)), workers=2,
+                    options=RunOptions(max_frames=2))
+    assert not (tmp_path / "out" / "seq0.txt").exists()
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_build_the_tracker_report_every_sequence(sequences, tmp_path):
+    """A readable header whose tensors do not fit the network: the workers fail to build it.
+    Each sequence is reported failed with the file named, and the run ends (a raising pool
+    initializer would be restarted forever)."""
+    import subprocess
+    import sys
+
+    from safetensors.numpy import load_file, save_file
+    from safetensors import safe_open
+
+    good = _tiny_checkpoint(tmp_path / "net.safetensors", seed=0)
+    with safe_open(good, framework="numpy") as fh:
+        metadata = fh.metadata()
+    tensors = load_file(good)
+    tensors.pop(sorted(tensors)[0])
+    misfit = tmp_path / "misfit.safetensors"
+    save_file(tensors, str(misfit), metadata=metadata)
+    root = sequences[0].frames[0].parents[2]
+    script = f"""
+import json, sys
+from pathlib import Path
+import numpy as np
+from mvlm.data.sequence import Sequence
+from mvlm.evaluate.runner import RunOptions, run_dataset
+from mvlm.track.spec import TrackerSpec
+if __name__ == "__main__":
+    seqs = [Sequence(name=n, frames=sorted(Path({str(root)!r}, n, "img").glob("*.jpg")),
+                     boxes=np.array([[10, 20, 20, 16]] * 5, float), language="red block") for n in ("seq0", "seq1")]
+    s = run_dataset(seqs, {str(tmp_path / "out")!r}, TrackerSpec(checkpoint={str(misfit)!r}), workers=2,
+                    options=RunOptions(init="language", max_frames=2))
+    print(json.dumps(s["failed"]))
+"""
+    (tmp_path / "run.py").write_text(script)
+    run = subprocess.run([sys.executable, str(tmp_path / "run.py")], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    assert sorted(json.loads(run.stdout)) == ["seq0", "seq1"]
+    failures = json.loads((tmp_path / "out" / "failures.json").read_text())
+    assert all("could not be built" in f["error"] and "misfit.safetensors" in f["error"] for f in failures)

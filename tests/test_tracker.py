@@ -27,7 +27,8 @@ def maps(score=None, size=0.2, offset=0.5, feat=None):
 
 
 class StubNet(torch.nn.Module):
-    """Same contract as MVLMNet; returns `outputs[k]` on the k-th call (the last one repeats)."""
+    """Same contract as MVLMNet; returns `outputs[k]` on the k-th call (the last one repeats).
+    A batch of B views meets single-view outputs by taking the next B of them, row by row."""
 
     def __init__(self, outputs, text=None):
         super().__init__()
@@ -42,7 +43,15 @@ class StubNet(torch.nn.Module):
 
     def forward(self, search, templates, text_emb):
         self.calls.append({"search": tuple(search.shape), "templates": None if templates is None else len(templates)})
-        return self.outputs[min(len(self.calls) - 1, len(self.outputs) - 1)]
+        out = self._next()
+        if search.shape[0] > 1 and out["score_map"].shape[0] == 1:
+            rows = [out] + [self._next() for _ in range(search.shape[0] - 1)]
+            out = {k: torch.cat([r[k] for r in rows]) for k in out}
+        return out
+
+    def _next(self):
+        self.served = getattr(self, "served", 0) + 1
+        return self.outputs[min(self.served - 1, len(self.outputs) - 1)]
 
 
 def make(outputs, preset="tf", text=None, **overrides):
@@ -364,7 +373,8 @@ def test_global_vs_local_keeps_the_more_confident_of_both_passes(global_wins):
     first = tr.initialize(frame(), "the red car")
     assert len(net.calls) == 1 and not first.contested  # no previous box yet: a plain global pass
     res = tr.track(frame())
-    assert len(net.calls) == 3 and res.contested
+    # both views in one network call, the global one first
+    assert len(net.calls) == 2 and net.calls[1]["search"] == (2, 6, 128, 128) and res.contested
     assert res.mode == ("global" if global_wins else "local")
     # the answer is exactly what the winning pass alone gives
     twin_common = {**common, "gate": "mvlm" if global_wins else "local_only"}
@@ -532,10 +542,11 @@ def test_the_contest_compares_the_refined_global_answer_and_honours_the_margin(m
                                           maps(peak(6, 3, value=0.5)))
     common = dict(alpha=0.0, memory=False, window=False, compat="corrected", tau=10.0,
                   global_vs_local=True, refine_global=True)
-    tr, net = make([init, init, global_out, refined_out, local_out], contest_margin=margin, **common)
+    # the global and local views run as one batch, then the refinement around the global box
+    tr, net = make([init, init, global_out, local_out, refined_out], contest_margin=margin, **common)
     tr.initialize(frame(), "the red car")
     res = tr.track(frame())
-    assert len(net.calls) == 5 and res.contested and res.mode == winner
+    assert [c["search"][0] for c in net.calls] == [1, 1, 2, 1] and res.contested and res.mode == winner
     assert res.refined == (winner == "global")
     expected = np.tanh(0.6 - 0.05) if winner == "global" else np.tanh(0.5 - 0.05)
     assert res.kappa == pytest.approx(float(expected), abs=1e-6)
@@ -545,3 +556,26 @@ def test_the_contest_compares_the_refined_global_answer_and_honours_the_margin(m
 def test_non_finite_contest_margin_is_rejected(value):
     with pytest.raises(ConfigError, match="contest_margin"):
         make(maps(peak(4, 4)), contest_margin=value)
+
+
+def test_the_batched_contest_answers_as_the_two_passes_run_one_by_one():
+    """A random-init tiny network: the contest's global and local views as one batch of two give
+    the same choices, and boxes and κ within float noise, as two separate network calls."""
+    from mvlm.track.spec import TrackerSpec
+    from mvlm.track.tracker import build_tracker
+
+    spec = TrackerSpec(model_preset="tiny", compat="corrected", seed=0,
+                       overrides=("tau=10", "global_vs_local=true", "refine_global=true"))
+    batched, alone = build_tracker(spec).tracker, build_tracker(spec).tracker
+    one_by_one = alone._single_passes
+    alone._single_passes = lambda img, requests: [one_by_one(img, [r])[0] for r in requests]
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(4)]
+    results = []
+    for tracker in (batched, alone):
+        tracker.initialize(frames[0], "the red block")
+        results.append([tracker.track(f) for f in frames[1:]])
+    for a, b in zip(*results):
+        assert a.contested and b.contested and (a.mode, a.top1, a.refined) == (b.mode, b.top1, b.refined)
+        np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+        assert a.kappa == pytest.approx(b.kappa, abs=1e-5)

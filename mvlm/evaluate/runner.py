@@ -29,7 +29,7 @@ import numpy as np
 from mvlm.data.image import prefetched
 from mvlm.data.sequence import Sequence
 from mvlm.evaluate.results import meta_path, result_path, write_results
-from mvlm.track.tracker import TrackerSpec, build_tracker
+from mvlm.track.spec import TrackerSpec, describe_tracker
 
 _worker_state: dict[str, Any] = {}
 
@@ -48,12 +48,13 @@ def _atomic_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def init_mode(tracker, options: RunOptions) -> str:
-    mode = options.init or ("language" if tracker.cfg.template_free else "box")
+def init_mode(tracker_cfg, options: RunOptions) -> str:
+    """How every sequence starts: `options.init`, else language for a template-free tracker."""
+    mode = options.init or ("language" if tracker_cfg.template_free else "box")
     if mode not in ("box", "language"):
         raise ValueError(f"init mode must be 'box' or 'language', got {mode!r}")
-    if mode == "language" and not tracker.cfg.template_free:
-        raise ValueError(f"tracker preset {tracker.cfg.preset!r} uses templates: it needs --init box")
+    if mode == "language" and not tracker_cfg.template_free:
+        raise ValueError(f"tracker preset {tracker_cfg.preset!r} uses templates: it needs --init box")
     return mode
 
 
@@ -67,7 +68,7 @@ def track_sequence(tracker, seq: Sequence, options: RunOptions, info: dict[str, 
         raise ValueError(f"{seq.name}: sequence has no frames")
     if not seq.language.strip():
         raise ValueError(f"{seq.name}: sequence has no language description")
-    mode = init_mode(tracker, options)
+    mode = init_mode(tracker.cfg, options)
     boxes = np.zeros((n, 4))
     per_frame: dict[str, list] = {"kappa": [], "mode": [], "contested": [], "shot_cut": [], "refined": [],
                                  "exit_watch": [], "n_selected": [], "decode_ms": [], "tracker_ms": []}
@@ -124,15 +125,24 @@ def is_complete(out_dir: Path, seq: Sequence, options: RunOptions) -> bool:
     return bool(info.get("complete")) and info.get("frames") == rows == expected
 
 
-def _identity(built, options: RunOptions) -> Optional[tuple[Any, str]]:
-    """What the meta of a result made by this tracker records: its description (settings,
-    checkpoint sha256) as stored in JSON, and the start mode. None when the start mode is
-    impossible for this tracker (every sequence then fails, and no result is its own)."""
+def _identity(spec: TrackerSpec, options: RunOptions) -> Optional[tuple[Any, str]]:
+    """What the meta of a result made by the tracker of `spec` records: its description
+    (settings, checkpoint sha256) as stored in JSON, and the start mode. None when the start
+    mode is impossible for this tracker (every sequence then fails, and no result is its own).
+    Read without building the network where the checkpoint's header tells (safetensors)."""
+    described = describe_tracker(spec)
+    if described is None:  # a torch checkpoint: its metadata is only read by loading it
+        from mvlm.track.tracker import build_tracker
+
+        built = build_tracker(spec)
+        info, tracker_cfg = built.info, built.tracker.cfg
+    else:
+        info, tracker_cfg = described.info, described.tracker_cfg
     try:
-        init = init_mode(built.tracker, options)
+        init = init_mode(tracker_cfg, options)
     except ValueError:
         return None
-    return json.loads(json.dumps(built.info, default=str)), init
+    return json.loads(json.dumps(info, default=str)), init
 
 
 def _made_by(out_dir: Path, seq: Sequence, identity: Optional[tuple[Any, str]]) -> bool:
@@ -181,15 +191,26 @@ def _worker_init(spec: TrackerSpec, threads: int) -> None:
     import cv2
     import torch
 
+    from mvlm.track.tracker import build_tracker
+
     if threads:
         torch.set_num_threads(threads)
         cv2.setNumThreads(1)
-    built = build_tracker(spec)
+    try:
+        built = build_tracker(spec)
+    except Exception as exc:  # noqa: BLE001 - a raising initializer makes the pool respawn it forever
+        _worker_state.update(error=f"the tracker could not be built: {type(exc).__name__}: {exc}",
+                             traceback=traceback.format_exc(limit=5))
+        return
     _worker_state.update(tracker=built.tracker, info=built.info)
 
 
 def _worker_run(args: tuple[Sequence, str, RunOptions]) -> dict:
     seq, out_dir, options = args
+    if "error" in _worker_state:
+        now = time.time()
+        return {"sequence": seq.name, "status": "failed", "error": _worker_state["error"],
+                "traceback": _worker_state["traceback"], "start": now, "end": now}
     return _run_one(_worker_state["tracker"], _worker_state["info"], seq, Path(out_dir), options)
 
 
@@ -218,10 +239,9 @@ def run_dataset(
     rank, world = distributed_rank()
     mine = sequences[rank::world] if world > 1 else list(sequences)
     complete = [s for s in mine if resume and is_complete(out_dir, s, options)]
-    built, stale = None, []
+    stale = []
     if complete:
-        built = build_tracker(spec)
-        identity = _identity(built, options)
+        identity = _identity(spec, options)
         stale = [s.name for s in complete if not _made_by(out_dir, s, identity)]
         if stale:
             _set_aside(out_dir, stale)
@@ -232,16 +252,21 @@ def run_dataset(
     wall0 = time.time()
     workers = max(1, min(int(workers), len(todo) or 1))
     if todo and workers == 1:
-        built = built or build_tracker(spec)
+        from mvlm.track.tracker import build_tracker
+
+        built = build_tracker(spec)
         for seq in todo:
             r = _run_one(built.tracker, built.info, seq, out_dir, options)
             results.append(r)
             if on_result:
                 on_result(r)
     elif todo:
-        import torch.multiprocessing as mp
+        # settings, checkpoint path and header are checked here, so that a bad spec is one
+        # clear error before any worker starts (a torch checkpoint is read by the workers)
+        describe_tracker(spec)
+        import multiprocessing  # the parent hands out sequences and gets dicts back: no torch here
 
-        ctx = mp.get_context(mp_context)
+        ctx = multiprocessing.get_context(mp_context)
         with ctx.Pool(workers, initializer=_worker_init, initargs=(spec, 1)) as pool:
             for r in pool.imap_unordered(_worker_run, [(s, str(out_dir), options) for s in todo]):
                 results.append(r)
@@ -277,7 +302,7 @@ def reuse_identical_results(source_dir: str | Path, out_dir: str | Path, sequenc
     source_dir, out_dir = Path(source_dir), Path(out_dir)
     if not source_dir.is_dir():
         return []
-    identity = _identity(build_tracker(spec), options)
+    identity = _identity(spec, options)
     copied = []
     for seq in sequences:
         if is_complete(out_dir, seq, options) or not is_complete(source_dir, seq, options):

@@ -1,22 +1,34 @@
-"""The MVLM network: Fast-iTPN encoder, CLIP text tower, CENTER head, checkpoint I/O."""
+"""The MVLM network: Fast-iTPN encoder, CLIP text tower, CENTER head, checkpoint I/O.
 
-from mvlm.model.checkpoint import (
-    CheckpointError,
-    inspect_checkpoint,
-    load_model,
-    load_pretrained_backbone,
-    load_state_dict_strict,
-    read_checkpoint,
-    read_state_dict,
-    save_checkpoint,
-)
-from mvlm.model.head import all_boxes, cal_bbox
-from mvlm.model.net import MVLMNet, build_model, count_parameters, parameter_counts
-from mvlm.model.text import TextError, tokenize
+Names are imported on first use (PEP 562), so that `mvlm.model.metadata` (a checkpoint's
+description, no torch) can be read by a process that never builds a network."""
 
-__all__ = [
-    "CheckpointError", "MVLMNet", "TextError", "all_boxes", "build_model", "cal_bbox",
-    "count_parameters", "inspect_checkpoint", "load_model", "load_pretrained_backbone",
-    "load_state_dict_strict", "parameter_counts", "read_checkpoint", "read_state_dict",
-    "save_checkpoint", "tokenize",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOME = {
+    "CheckpointError": "mvlm.model.metadata",
+    "inspect_checkpoint": "mvlm.model.checkpoint", "load_model": "mvlm.model.checkpoint",
+    "load_pretrained_backbone": "mvlm.model.checkpoint", "load_state_dict_strict": "mvlm.model.checkpoint",
+    "read_checkpoint": "mvlm.model.checkpoint", "read_state_dict": "mvlm.model.checkpoint",
+    "save_checkpoint": "mvlm.model.checkpoint",
+    "all_boxes": "mvlm.model.head", "cal_bbox": "mvlm.model.head",
+    "MVLMNet": "mvlm.model.net", "build_model": "mvlm.model.net", "count_parameters": "mvlm.model.net",
+    "parameter_counts": "mvlm.model.net",
+    "TextError": "mvlm.model.text", "tokenize": "mvlm.model.text",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'mvlm.model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

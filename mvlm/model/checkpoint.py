@@ -28,14 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mvlm.config import ConfigError, ModelConfig, model_config, to_dict
+from mvlm.config import ModelConfig, model_config, to_dict
+from mvlm.model.metadata import CheckpointError, config_from_metadata, describe_model, is_safetensors
 
 FORMAT_VERSION = "1"
 STATE_KEYS = ("net", "state_dict", "model", "module")  # where training dicts keep the weights
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read or does not fit the model; the message names the file."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,12 +166,6 @@ def _read_torch_zip(path: Path) -> tuple[Any, set[str]]:
         return unpickler.load(), unpickler.opaque_classes
 
 
-def _is_safetensors(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(9)
-    return len(head) == 9 and head[8:9] == b"{"
-
-
 def read_checkpoint(path: str | Path) -> tuple[Any, dict]:
     """Load a file's content without executing anything. Returns (object, info) where info has
     `format` (safetensors | torch-zip | torch-legacy), `metadata` (safetensors) and
@@ -183,7 +174,7 @@ def read_checkpoint(path: str | Path) -> tuple[Any, dict]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        if _is_safetensors(path):
+        if is_safetensors(path):
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as fh:
@@ -388,16 +379,6 @@ def save_checkpoint(model: nn.Module, path: str | Path, mode: str = "tf",
     return path
 
 
-def config_from_metadata(metadata: dict[str, str], source: str) -> ModelConfig:
-    if "model_config" not in metadata:
-        raise CheckpointError(f"{source}: no model_config in the metadata; pass a preset")
-    try:
-        values = json.loads(metadata["model_config"])
-        return model_config(values)
-    except (json.JSONDecodeError, ConfigError) as exc:
-        raise CheckpointError(f"{source}: bad model_config metadata: {exc}") from exc
-
-
 def load_model(path: str | Path, preset: str | None = None, overrides: dict | None = None,
                text_weights: str | None = None, device: str | torch.device = "cpu"):
     """Build the network a checkpoint describes and load it strictly -> (MVLMNet, meta).
@@ -410,14 +391,7 @@ def load_model(path: str | Path, preset: str | None = None, overrides: dict | No
     from mvlm.model.net import MVLMNet
 
     obj, info = read_checkpoint(path)
-    meta = dict(info["metadata"])
-    if preset is not None or "model_config" not in meta:
-        if preset is None:
-            raise CheckpointError(f"{path}: no model config inside ({info['format']} file); pass a preset")
-        cfg = model_config(overrides or {}, preset=preset)
-    else:
-        cfg = config_from_metadata(meta, str(path))
-    cfg = dataclasses.replace(cfg, pretrained_backbone=None)
+    cfg, meta = describe_model(info["metadata"], info["format"], str(path), preset, overrides)
     if text_weights is not None:
         cfg = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, weights=text_weights))
     state = extract_state_dict(obj, str(path))
@@ -431,9 +405,6 @@ def load_model(path: str | Path, preset: str | None = None, overrides: dict | No
                       "will be encoded by a randomly initialised tower", stacklevel=2)
     model = MVLMNet(cfg)
     load_state_dict_strict(model, state, str(path))
-    meta.setdefault("preset", cfg.preset)
-    meta.setdefault("mode", "tf" if cfg.template_free else "bbox")
-    meta["format"] = info["format"]
     return model.to(device).eval(), meta
 
 
