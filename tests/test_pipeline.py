@@ -148,3 +148,21 @@ def test_explore_notebook_runs_headless(tmp_path: Path):
           "-k", "python3", "-p", "interactive", "False", "-p", "root", str(data), "-p", "max_frames", "6",
           "-p", "checkpoint", "", "-p", "out_png", str(out_png), "--log-level", "WARNING"], tmp_path, timeout=600)
     assert out_png.stat().st_size > 1000
+
+
+def test_split_manifest_changes_exactly_when_a_file_of_the_split_does(tmp_path: Path):
+    from mvlm.pipeline import split_manifest
+
+    split = tmp_path / "test"
+    (split / "a" / "img").mkdir(parents=True)
+    (split / "a" / "img" / "00000001.jpg").write_bytes(b"\xff\xd8 one frame")
+    (split / "a" / "groundtruth.txt").write_text("1,2,3,4\n")
+    first = split_manifest(split)
+    assert first["files"] == 2 and first["bytes"] == 12 + 8 and first["split"] == "test"
+    assert split_manifest(split) == first
+    (split / "a" / "groundtruth.txt").write_text("1,2,3,5\n")  # same size, other content
+    changed = split_manifest(split)
+    assert changed["md5"] != first["md5"] and changed["bytes"] == first["bytes"]
+    (split / "a" / "groundtruth.txt").write_text("1,2,3,4\n")
+    (split / "a" / "img" / "00000001.jpg").rename(split / "a" / "img" / "00000002.jpg")  # renamed frame
+    assert split_manifest(split)["md5"] != first["md5"]
