@@ -5,7 +5,7 @@ description, no torch) can be read by a process that never builds a network."""
 
 from __future__ import annotations
 
-import importlib
+from mvlm.lazy import lazy_exports
 
 _HOME = {
     "CheckpointError": "mvlm.model.metadata",
@@ -19,16 +19,4 @@ _HOME = {
     "TextError": "mvlm.model.text", "tokenize": "mvlm.model.text",
 }
 
-__all__ = sorted(_HOME)
-
-
-def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module 'mvlm.model' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOME[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports('mvlm.model', _HOME)

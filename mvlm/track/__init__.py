@@ -5,7 +5,7 @@ read by a process that only hands work to tracking workers."""
 
 from __future__ import annotations
 
-import importlib
+from mvlm.lazy import lazy_exports
 
 _HOME = {
     "BuiltTracker": "mvlm.track.tracker", "MVLMTracker": "mvlm.track.tracker", "TrackResult": "mvlm.track.tracker",
@@ -14,16 +14,4 @@ _HOME = {
     "resolve_switches": "mvlm.track.spec",
 }
 
-__all__ = sorted(_HOME)
-
-
-def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module 'mvlm.track' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOME[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports('mvlm.track', _HOME)
