@@ -348,9 +348,10 @@ class MVLMTracker:
         answers (the global one only when higher by more than `contest_margin`), so a
         re-localization has to be more confident than staying where the target was.
         The gate ablations (`local_only`, `always_global`) never contest."""
-        if self._tile_zoom(frame) > 0:
-            g_pass = self._pass(frame, "global")
-            l_view, l_c, l_timing = self._pass(frame, "local")
+        zoom = self._tile_zoom(frame)
+        if zoom > 0:
+            g_pass = self._tiled_pass(frame, zoom)
+            l_view, l_c, l_timing = self._single_pass(frame, "local")
         else:  # the two views do not depend on each other: one network batch of two
             g_pass, (l_view, l_c, l_timing) = self._single_passes(frame, [("global", None), ("local", None)])
         g_view, g_c, g_timing, refined = self._refined(frame, *g_pass)
@@ -378,17 +379,15 @@ class MVLMTracker:
             templates = [t.expand(n, -1, -1, -1) for t in templates]
         out = self.net(search, templates, self.text_emb if n == 1 else self.text_emb.expand(n, -1, -1))
         t2 = time.perf_counter()
-        passes = []
+        confidences = []
         with _one_intra_op_thread():
             for row, ((mode, _), view) in enumerate(zip(requests, views)):
                 row_out = out if n == 1 else {k: v[row:row + 1] for k, v in out.items()}
                 use_window = self.cfg.window and (mode == "local" or self.switches["global_window"])
-                c = conf.frame_confidence(row_out, self.text_vec, self.window if use_window else None,
-                                          self._memory_prev(view), self.params)
-                passes.append((view, c, _PassTiming(0.0, 0.0, 0.0)))
-        first_view, first_c, _ = passes[0]
-        passes[0] = (first_view, first_c, _PassTiming(t1 - t0, t2 - t1, time.perf_counter() - t2))
-        return passes
+                confidences.append(conf.frame_confidence(row_out, self.text_vec, self.window if use_window else None,
+                                                         self._memory_prev(view), self.params))
+        timings = [_PassTiming(t1 - t0, t2 - t1, time.perf_counter() - t2)] + [_PassTiming(0.0, 0.0, 0.0)] * (n - 1)
+        return list(zip(views, confidences, timings))
 
     def _tiled_pass(self, frame: np.ndarray, zoom: float) -> tuple[mapping.SearchView, conf.Confidence, _PassTiming]:
         """Global pass over overlapping windows (`crops.tile_views`) in one batch; the window
