@@ -12,7 +12,8 @@ harness does (its frame 0 is the GT box there).
   --oracle events  hand over after the first visible frame that follows the target's absence (full
                    occlusion, out of view) and after the first frame of every new shot (camera
                    cut): perfect re-detection exactly where local tracking cannot follow;
-                   `--events cut,occlusion,exit` picks the kinds (default all three)
+                   `--events cut,occlusion,exit` picks the kinds (default all three; `--events ''`
+                   leaves only the template-free first frame)
   --oracle lost    hand over after every visible frame whose answer has IoU < 0.1 with the GT:
                    perfect re-detection whenever the tracker is off the target, the most that a
                    gate and a global pass could add to this network's local tracking

@@ -89,6 +89,11 @@ def test_events_of_one_kind_hand_over_only_there(sequences, kinds):
     assert counts == [len(_reappearances(seq, kinds)) for seq in sequences]
 
 
+def test_no_event_kind_leaves_only_the_template_free_first_frame(sequences):
+    tracker = _tracker("tf")
+    assert [oracle.track_with_oracle(tracker, seq, "events", events=())[1] for seq in sequences] == [1, 1, 1]
+
+
 def test_absence_causes_read_from_the_lasot_flag_files(sequences):
     for seq in sequences:
         causes = oracle.absences(seq)
