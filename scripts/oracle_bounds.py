@@ -14,7 +14,7 @@ harness does (its frame 0 is the GT box there).
                    cut): perfect re-detection exactly where local tracking cannot follow;
                    `--events cut,occlusion,exit` picks the kinds (default all three; `--events ''`
                    leaves only the template-free first frame)
-  --oracle lost    hand over after every visible frame whose answer has IoU < 0.1 with the GT:
+  --oracle lost    hand over after every visible frame whose answer has IoU < --lost-iou (0.1):
                    perfect re-detection whenever the tracker is off the target, the most that a
                    gate and a global pass could add to this network's local tracking
 
@@ -79,6 +79,7 @@ def hand_over(tracker, box: np.ndarray) -> None:
     tracker.mode = "local"
     tracker.memory, tracker.memory_view = None, None
     tracker.empty_run = 0
+    tracker.exit_watch_left = 0
 
 
 def track_with_oracle(tracker, seq, oracle: str, lost_iou: float = LOST_IOU,
