@@ -29,11 +29,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from torchvision.ops import box_iou
 import torch
 
 from mvlm.config import load_params
 from mvlm.data.benchmarks import load_dataset
+from mvlm.evaluate.metrics import iou_continuous
 from mvlm.evaluate.results import write_results
 from mvlm.evaluate.scoring import score_dataset
 from mvlm.pipeline import _tracker_overrides
@@ -41,15 +41,6 @@ from mvlm.track.tracker import TrackerSpec, build_tracker
 
 LOST_IOU = 0.1
 EVENTS = ("cut", "occlusion", "exit")
-
-
-def xyxy(box: np.ndarray) -> torch.Tensor:
-    x, y, w, h = (float(v) for v in box)
-    return torch.tensor([[x, y, x + w, y + h]])
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(box_iou(xyxy(a), xyxy(b))[0, 0])
 
 
 def shot_starts(seq) -> set[int]:
@@ -105,7 +96,7 @@ def track_with_oracle(tracker, seq, oracle: str, lost_iou: float = LOST_IOU,
         if oracle == "none" or not visible[i]:
             continue
         reappeared = i in cuts or any(flags[i - 1] for flags in absent.values())
-        lost = iou(boxes[i], seq.boxes[i]) < lost_iou
+        lost = iou_continuous(boxes[i:i + 1], seq.boxes[i:i + 1])[0] < lost_iou
         if (oracle == "events" and reappeared) or (oracle == "lost" and lost):
             hand_over(tracker, seq.boxes[i])
             handovers += 1
