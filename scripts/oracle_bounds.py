@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ import torch
 
 from mvlm.config import load_params
 from mvlm.data.benchmarks import load_dataset
+from mvlm.data.benchmarks.common import load_flags
 from mvlm.evaluate.metrics import iou_continuous
 from mvlm.evaluate.results import write_results
 from mvlm.evaluate.scoring import score_dataset
@@ -57,11 +59,12 @@ def absences(seq) -> dict[str, np.ndarray]:
     """Per-frame absence flags by cause, from LaSOT's full_occlusion.txt / out_of_view.txt; a
     sequence without those files has one cause-less absence flag, counted as both."""
     folder = Path(seq.meta.get("path", ""))
-    files = {"occlusion": folder / "full_occlusion.txt", "exit": folder / "out_of_view.txt"}
-    if not all(f.is_file() for f in files.values()):
-        absent = ~seq.visible if seq.visible is not None else np.zeros(len(seq.frames), bool)
+    flags = {kind: load_flags(folder / name, len(seq.boxes))[0]
+             for kind, name in (("occlusion", "full_occlusion.txt"), ("exit", "out_of_view.txt"))}
+    if any(f is None for f in flags.values()):
+        absent = ~seq.visible if seq.visible is not None else np.zeros(len(seq.boxes), bool)
         return {"occlusion": absent, "exit": absent}
-    return {kind: np.loadtxt(f, delimiter=",", dtype=int).reshape(-1).astype(bool) for kind, f in files.items()}
+    return flags
 
 
 def hand_over(tracker, box: np.ndarray) -> None:
@@ -109,16 +112,23 @@ def oracle_bounds(spec: TrackerSpec, sequences: list, out: Path, oracle: str, lo
     and return the summary: settings, handovers and scores (vl_python profile, LaSOT rules)."""
     tracker = build_tracker(spec).tracker
     frames = handovers = 0
+    done, failures = [], {}
     for seq in sequences:
-        boxes, n = track_with_oracle(tracker, seq, oracle, lost_iou, events)
+        try:  # a broken sequence is reported and the others go on, as in `mvlm evaluate`
+            boxes, n = track_with_oracle(tracker, seq, oracle, lost_iou, events)
+        except Exception as exc:  # noqa: BLE001
+            failures[seq.name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+            continue
         write_results(out, seq.name, boxes)
+        done.append(seq)
         frames += len(boxes)
         handovers += n
-    scores = score_dataset(sequences, out, profile="vl_python", dataset="lasot").scores()
+    scores = score_dataset(done, out, profile="vl_python", dataset="lasot").scores() if done else None
     summary = {"mode": "tf" if tracker.cfg.template_free else "bbox", "oracle": oracle, "overrides": list(spec.overrides),
                "lost_iou": lost_iou if oracle == "lost" else None,
                "events": list(events) if oracle == "events" else None, "frames": frames, "handovers": handovers,
-               **(scores or {})}
+               "sequences": len(done), "failures": failures, **(scores or {})}
     (out / "oracle_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 

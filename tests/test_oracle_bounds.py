@@ -131,3 +131,14 @@ def test_oracle_bounds_writes_results_and_a_scored_summary(sequences, tmp_path):
     assert json.loads((tmp_path / "oracle_summary.json").read_text()) == summary
     for seq in sequences:
         assert read_results(tmp_path / f"{seq.name}.txt").shape == (len(seq.frames), 4)
+
+
+def test_a_broken_sequence_is_reported_and_the_others_are_scored(sequences, tmp_path):
+    broken = Sequence(name="broken", frames=[tmp_path / "missing.jpg"], boxes=np.array([[1.0, 1.0, 8.0, 8.0]]),
+                      language="the red block", visible=np.array([True]))
+    spec = TrackerSpec(model_preset="tiny", tracker_preset="bbox", compat="corrected", seed=0)
+    summary = oracle.oracle_bounds(spec, [broken, *sequences], tmp_path / "out", "none")
+    assert list(summary["failures"]) == ["broken"] and "missing.jpg" in summary["failures"]["broken"]
+    assert summary["sequences"] == len(sequences)
+    assert summary["frames"] == sum(len(s.frames) for s in sequences)
+    assert not (tmp_path / "out" / "broken.txt").exists()
