@@ -98,9 +98,11 @@ def track_with_oracle(tracker, seq, oracle: str, lost_iou: float = LOST_IOU,
         boxes[i] = tracker.track(frame).box
         if oracle == "none" or not visible[i]:
             continue
-        reappeared = i in cuts or any(flags[i - 1] for flags in absent.values())
-        lost = iou_continuous(boxes[i:i + 1], seq.boxes[i:i + 1])[0] < lost_iou
-        if (oracle == "events" and reappeared) or (oracle == "lost" and lost):
+        if oracle == "events":
+            help_now = i in cuts or any(flags[i - 1] for flags in absent.values())
+        else:  # lost
+            help_now = iou_continuous(boxes[i:i + 1], seq.boxes[i:i + 1])[0] < lost_iou
+        if help_now:
             hand_over(tracker, seq.boxes[i])
             handovers += 1
     return boxes, handovers
