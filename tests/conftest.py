@@ -1,4 +1,10 @@
-"""Shared test fixtures: where ../shared lives, and skips with a reason when it does not."""
+"""Shared test fixtures.
+
+The numeric fixtures (reference parity, golden metrics) live in the repository under
+tests/fixtures/, so a clone alone runs every parity and golden-metric test. Only the real video
+frames stay outside (`../shared/data/real`, or `$MVLM_SHARED/data/real`); tests that need them
+skip with the reason when they are absent.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def shared_dir() -> Path:
@@ -29,9 +36,9 @@ def real_data() -> Path:
 
 @pytest.fixture(scope="session")
 def golden_dir() -> Path:
-    return _need(shared_dir() / "fixtures" / "metrics-golden", "metrics golden fixtures")
+    return FIXTURES / "metrics-golden"
 
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
-    return _need(shared_dir() / "fixtures" / "reference-parity", "reference parity fixtures")
+    return FIXTURES / "reference-parity"

@@ -1,4 +1,4 @@
-"""Golden tests: every evaluation of ../shared/fixtures/metrics-golden reproduced by its profile.
+"""Golden tests: every evaluation of tests/fixtures/metrics-golden reproduced by its profile.
 
 Per sequence the integer hit counts must match exactly; dataset scores and curves must match the
 fixture's `exact_float64` numbers to 1e-9 (0-100 scale); `error` evaluations must fail on exactly
@@ -76,13 +76,9 @@ def golden(golden_dir, tmp_path_factory) -> Golden:
 
 
 def _cases(ids_filter):
-    import os
+    from conftest import FIXTURES
 
-    shared = Path(os.environ.get("MVLM_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-    path = shared / "fixtures" / "metrics-golden" / "golden.json"
-    if not path.is_file():
-        return [pytest.param("missing", "missing", marks=pytest.mark.skip(reason=f"{path} not found"))]
-    spec = json.loads(path.read_text())
+    spec = json.loads((FIXTURES / "metrics-golden" / "golden.json").read_text())
     return [(e["id"], key) for e in spec["evaluations"] for key in e["results"] if ids_filter(e["id"])]
 
 

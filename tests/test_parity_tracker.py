@@ -1,12 +1,23 @@
-"""Bitwise parity of `compat: reference` with the released tracker (tracker_step_parity.*).
+"""Parity of `compat: reference` with the released tracker (tracker_step_parity.*).
 
 A stub network replays the fixture's head outputs, so the whole state machine runs: views,
 confidence, gate, memory, mapping, clip_box and the template update.
+
+What is compared, and how (docs/tracker.md, "What reference compat guarantees"):
+- floats with stated tolerances, because float32 transcendentals (tanh, cos, exp) and
+  reductions differ in the last bits between CPUs: confidences and scores to CONF_ATOL,
+  normalized boxes to BOX_NORM_ATOL, pixel boxes and states to BOX_PX_ATOL;
+- every decision exactly: mode, top-1 index, |S| and S itself, next mode, crop side, template
+  update;
+- integer/geometry code (token rectangles, crop sides, mapping cases) bit for bit.
+A decision could flip only where a value sits within its tolerance of a threshold or tie;
+`test_fixture_decisions_have_margin` checks that none does, and the tie rules are tested apart.
 """
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -18,6 +29,9 @@ from mvlm.track import mapping
 from mvlm.track.tracker import MVLMTracker
 
 CONFIGS = {"mvlm_TF": "tf", "mvlm_TF_TNL2K": "tf_tnl2k", "mvlm_BBOX": "bbox"}
+CONF_ATOL = 1e-6  # confidences, scores, margins (one float32 step of tanh is ~6e-8)
+BOX_NORM_ATOL = 1e-6  # candidate boxes, normalized to the view
+BOX_PX_ATOL = 1e-4  # boxes and states in image pixels
 FIELDS = ["l", "s", "s_tilde", "l_tilde", "delta_corr", "delta_cls", "kappa_vlm", "kappa_mem", "kappa_mvlm"]
 
 
@@ -47,15 +61,26 @@ def _tracker(z, config: str):
     preset = CONFIGS[config]
     model_cfg = model_config({"template_free": preset != "bbox"}, preset="base")
     net = ReplayNet(z)
-    return MVLMTracker(net, model_cfg, tracker_config({"compat": "reference"}, preset=preset)), net
+    tracker = MVLMTracker(net, model_cfg, tracker_config({"compat": "reference"}, preset=preset))
+    # The fixture's score maps hold exact ties (σ = 0.5, σ = 0.9999 in several cells) that only
+    # the window's last bit separates, and that bit comes from torch's float32 cos, which differs
+    # between CPUs (the released tracker's window too). The recorded window is therefore replayed,
+    # so l = window·σ is an exact product here; `test_window_matches` checks ours against it.
+    tracker.window = torch.from_numpy(z["window"]).reshape(tracker.window.shape)
+    return tracker, net
 
 
-def test_window_is_bitwise(fixture):
+def _close(got, want, atol: float, where: str = "") -> None:
+    got = got.numpy() if isinstance(got, torch.Tensor) else np.asarray(got, dtype=np.float64)
+    np.testing.assert_allclose(got, np.asarray(want, dtype=np.float64), rtol=0, atol=atol, err_msg=where)
+
+
+def test_window_matches(fixture):
     z, _ = fixture
-    assert torch.equal(conf.hann_window(14), torch.from_numpy(z["window"][0, 0]))
+    _close(conf.hann_window(14), z["window"][0, 0], CONF_ATOL)
 
 
-def test_pooling_is_bitwise(fixture):
+def test_pooling_matches(fixture):
     z, _ = fixture
     for t in range(25):
         feat = torch.from_numpy(z["inputs.feat_x"][t])
@@ -64,14 +89,14 @@ def test_pooling_is_bitwise(fixture):
         for name, got in zip(("x1", "y1", "x2", "y2"), rects):
             np.testing.assert_array_equal(got[0].numpy(), z[f"pool.{name}"][t])
         pooled = conf.pool_reference(feat, boxes, 14)
-        assert torch.equal(pooled[0], torch.from_numpy(z["pool.mean_feats"][t])), t
+        _close(pooled[0], z["pool.mean_feats"][t], 1e-5, f"t={t}")  # network-output scale
         normed = torch.nn.functional.normalize(pooled, dim=-1)
-        assert torch.equal(normed[0], torch.from_numpy(z["pool.normalized_feats"][t])), t
+        _close(normed[0], z["pool.normalized_feats"][t], CONF_ATOL, f"t={t}")
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("seq", ["seqA", "seqB"])
-def test_tracker_steps_are_bitwise(fixture, config, seq):
+def test_tracker_steps_match_reference(fixture, config, seq):
     z, js = fixture
     run = js["runs"][f"{config}.{seq}"]
     tracker, net = _tracker(z, config)
@@ -81,8 +106,8 @@ def test_tracker_steps_are_bitwise(fixture, config, seq):
     assert init.mode == "init" and init.next_mode == run["steps"][0]["mode"]
     modes = ""
     for t, step in enumerate(run["steps"]):
-        np.testing.assert_array_equal(tracker.state, np.array(step["state_in"]))
-        np.testing.assert_array_equal(tracker.state, z[f"seq.{config}.{seq}.state_in_xywh"][t])
+        _close(tracker.state, step["state_in"], BOX_PX_ATOL)
+        _close(tracker.state, z[f"seq.{config}.{seq}.state_in_xywh"][t], BOX_PX_ATOL)
         tracker.replace_text_embedding(torch.from_numpy(z["inputs.text_emb"][t]))
         res = tracker.track(frame)
         c = tracker.last_confidence
@@ -91,24 +116,24 @@ def test_tracker_steps_are_bitwise(fixture, config, seq):
         modes += res.mode[0].upper()
         assert res.frame_index == step["frame_id"]
         for name in FIELDS:
-            assert torch.equal(getattr(c, name)[0], torch.from_numpy(z[f"conf.{config}.{name}"][t])), f"{where} {name}"
+            _close(getattr(c, name)[0], z[f"conf.{config}.{name}"][t], CONF_ATOL, f"{where} {name}")
         prev = z[f"conf.{config}.kappa_mem_prev"][t]
         if step["kappa_mem_was_none"]:
             assert c.kappa_mem_prev is None and np.isnan(prev).all()
         else:
-            assert torch.equal(c.kappa_mem_prev[0], torch.from_numpy(prev)), where
+            _close(c.kappa_mem_prev[0], prev, CONF_ATOL, where)
         np.testing.assert_array_equal(c.in_s[0].numpy(), z[f"conf.{config}.in_S"][t])
-        assert torch.equal(c.boxes[0], torch.from_numpy(z[f"conf.{config}.boxes_cxcywh"][t]))
+        _close(c.boxes[0], z[f"conf.{config}.boxes_cxcywh"][t], BOX_NORM_ATOL, where)
         assert res.top1 == step["top1_idx"] == z[f"conf.{config}.top1_idx"][t]
         assert res.n_selected == step["num_selected"]
         assert res.next_mode == step["next_mode"]
         assert (res.next_mode == "global") == bool(z[f"conf.{config}.next_global"][t])
         assert (res.mode == "global") == bool(z[f"conf.{config}.mode_in_global"][t])
-        assert res.l_top1 == step["l_top1"] and res.kappa == step["kappa_mvlm_top1"]
+        _close([res.l_top1, res.kappa], [step["l_top1"], step["kappa_mvlm_top1"]], CONF_ATOL, where)
         key = "pred_box_global_image_xywh_before_clip" if res.mode == "global" else "pred_box_local_image_xywh_before_clip"
-        assert res.raw_box.tolist() == step[key], where
-        assert res.box.tolist() == step["state_out"], where
-        np.testing.assert_array_equal(res.box, z[f"seq.{config}.{seq}.state_out_xywh"][t])
+        _close(res.raw_box, step[key], BOX_PX_ATOL, where)
+        _close(res.box, step["state_out"], BOX_PX_ATOL, where)
+        _close(res.box, z[f"seq.{config}.{seq}.state_out_xywh"][t], BOX_PX_ATOL, where)
         assert res.template_updated == step["template_updated"], where
         crop = step["crop"]
         if res.mode == "local":
@@ -157,5 +182,33 @@ def test_box_mapping_cases(fixture):
             assert scaled == case["pred_box_local_crop_scaled_cxcywh"]
             key = "pred_box_local_image_xywh_before_clip"
         raw = mapping.map_back_reference(box, view, case["state_in"], 224)
-        assert raw.tolist() == case[key], case["case"]
-        assert mapping.clip_box(raw, h, w, 10.0).tolist() == case["state_out"], case["case"]
+        _close(raw, case[key], BOX_PX_ATOL, case["case"])
+        _close(mapping.clip_box(raw, h, w, 10.0), case["state_out"], BOX_PX_ATOL, case["case"])
+
+
+def test_fixture_decisions_have_margin(fixture):
+    """Every float-dependent decision of the fixture sits farther from its threshold than the
+    tolerances allow a float to move, so no CPU can flip it: κmvlm vs τ (membership of S) and the
+    crop side's √(w·h)·4 vs the next integer. (Ties of l are exact products of the replayed
+    window and the replayed σ, so they break the same way on every CPU: see `_tracker`.)"""
+    z, js = fixture
+    taus = {"mvlm_TF": 0.1, "mvlm_TF_TNL2K": 0.0, "mvlm_BBOX": 0.2}
+    for config, tau in taus.items():
+        kappa = z[f"conf.{config}.kappa_mvlm"]
+        assert np.abs(kappa - tau).min() > 10 * CONF_ATOL, config
+    for run in js["runs"].values():
+        for step in run["steps"]:
+            w, h = step["state_in"][2:]
+            side = math.sqrt(w * h) * 4.0
+            assert abs(side - round(side)) > 1e-6 or side == round(side), side
+
+
+def test_tie_rules():
+    """At a tie, κmvlm == τ is inside S (≥), and equal l pick the lowest index (argmax returns
+    the first maximum). These are the only places a float difference could change a decision."""
+    l = torch.tensor([[0.5, 0.7, 0.7, 0.1]])
+    fused = torch.tensor([[0.2, 0.2, 0.2, 0.9]])
+    top, in_s = conf.select(l, fused, tau=0.2)
+    assert in_s.tolist() == [[True, True, True, True]] and int(top) == 1
+    top, in_s = conf.select(l, torch.tensor([[0.1, 0.1, 0.1, 0.1]]), tau=0.2)
+    assert not in_s.any() and int(top) == 1  # empty S: argmax over all

@@ -25,9 +25,9 @@ def packs(golden_dir, tmp_path_factory):
 
 
 def _lasot_root():
-    from conftest import shared_dir
+    from conftest import FIXTURES
 
-    return shared_dir() / "fixtures" / "metrics-golden" / "gt" / "lasot"
+    return FIXTURES / "metrics-golden" / "gt" / "lasot"
 
 
 def _names(ev, k=12):

@@ -14,8 +14,9 @@ Notation for one frame (B frames batched), grid side F, N = F·F candidates, i =
     S_t        {i : κmvlm_i ≥ τ};  î = argmax_{i∈S_t} l_i  (argmax over all N if S_t = ∅)
 
 Every expression keeps the float32 operation order of the released tracker, so `reference`
-mode matches the parity fixture bit for bit; Python-float parameters (α, 1−α, λ, ω) are applied
-as scalars exactly as there.
+mode matches the parity fixture (bit for bit on the CPU it was recorded on, to the tolerances of
+docs/tracker.md elsewhere); Python-float parameters (α, 1−α, λ, ω) are applied as scalars
+exactly as there.
 
 Speed: with N = 64 candidates each tensor op costs microseconds of dispatch and next to nothing
 of arithmetic, so the per-frame path counts ops, not FLOPs. It works on candidates laid out as
@@ -45,8 +46,8 @@ def hann_window(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """2-D Hann window (n, n), float32: outer product of w_k = 0.5·(1 − cos(2π/(n+1)·k)), k=1..n.
 
     The 1-D factor is evaluated in float32 torch with the angle step 2π/(n+1) as a Python
-    double, which is what makes it bitwise equal to the reference (a float64 window cast to
-    float32 differs in the last bit, enough to flip a near-tie argmax).
+    double, as the reference does (a float64 window cast to float32 differs in the last bit, enough
+    to flip a near-tie argmax; torch's float32 cos itself can differ by a bit between CPUs).
     """
     k = torch.arange(1, n + 1, device=device).float()
     w = 0.5 * (1 - torch.cos(2 * math.pi / (n + 1) * k))

@@ -31,8 +31,8 @@ Starting:
 `initialize` always returns a `TrackResult` for the first frame: the prediction (language
 only), or the given box echoed with `mode == "init"` and `kappa None`.
 
-Compatibility: `compat: reference` keeps every quirk (bitwise parity with the released tracker,
-tests/test_parity_tracker.py); `corrected` turns on each fix of `resolve_switches`, each of
+Compatibility: `compat: reference` keeps every quirk (parity with the released tracker to the
+tolerances of docs/tracker.md, tests/test_parity_tracker.py); `corrected` turns on each fix of `resolve_switches`, each of
 which can be set alone in the TrackerConfig.
 """
 
