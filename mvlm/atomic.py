@@ -49,6 +49,12 @@ def write_json(path: str | Path, data: Any, indent: int = 2) -> Path:
 
 
 def torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save into memory first: saved to a file, the archive's inner folder takes the
+    (temporary, pid-bearing) file name, and the same object would give other bytes."""
+    import io
+
     import torch
 
-    return write_with(path, lambda tmp: torch.save(obj, tmp))
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return write_bytes(path, buf.getvalue())

@@ -316,16 +316,13 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 50
     grad_clip: float = 1.0
-    bf16: bool = True
+    # fp32 | bf16 (autocast) | auto: bf16 only where it is native and fast (a GPU with bf16, or a
+    # CPU with avx512_bf16 / amx_bf16); the choice and its reason are logged and saved
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     seed: int = 0
     num_workers: int = 0
-    max_minutes: float = 0.0  # 0 = no wall-clock cap
-    # with max_minutes and the cosine schedule: time a window of steps once warmup and a few
-    # settling steps are done (mvlm.train FIT_SETTLE, FIT_WINDOW) and shorten the run
-    # (and its cosine) to the steps that fit the cap, so a slow machine still anneals the lr
-    # instead of being cut mid-schedule; refitted every few hundred steps (REFIT_EVERY) because
-    # the speed drifts. The latest length is saved with each epoch, so --resume continues it.
-    fit_schedule_to_cap: bool = False
+    max_minutes: float = 0.0  # opt-in wall-clock cap (0 = none): the run stops there, mid-schedule
+    timings: str = ""  # per-step timing CSV; "" = <out_dir>.timings.csv beside the output folder
     device: str = "auto"  # auto = cuda:LOCAL_RANK when a GPU is there, else cpu
     threads: int = 0  # torch CPU threads per process (0 = torch's default)
     # > 1: `mvlm train` started outside torchrun launches this many local processes itself

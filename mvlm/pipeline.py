@@ -112,6 +112,9 @@ def split_manifest(folder: Path) -> dict[str, Any]:
 # train
 
 
+TIMING_KEYS = ("train_wall_s", "samples_per_s", "timings")
+
+
 def train_stage(mode: str, train_params: dict, reports: str | Path = "reports") -> dict:
     """Train one mode's network; copy its step log to reports/training/<mode>_log.csv."""
     import shutil
@@ -132,7 +135,11 @@ def train_stage(mode: str, train_params: dict, reports: str | Path = "reports") 
     log = Path(cfg.out_dir) / "train_log.csv"
     if log.is_file():
         shutil.copyfile(log, out / f"{mode}_log.csv")
+    # the clock's figures go to a file of their own: the summary is the same on every rerun
+    timing = {k: summary.pop(k) for k in TIMING_KEYS if k in summary}
     write_json(out / f"{mode}_summary.json", summary)
+    if cfg.timings:
+        write_json(Path(cfg.timings).with_suffix(".json"), timing)
     if cfg.validation:
         write_json(out / f"{mode}_grounding.json", grounding_report(Path(cfg.out_dir) / "final.safetensors",
                                                                   cfg.validation, cfg.sampling))
@@ -162,18 +169,22 @@ def grounding_report(checkpoint: str | Path, datasets: dict[str, str], sampling:
 
 def _train_in_local_processes(mode: str, train_params: dict, processes: int) -> dict:
     """`mvlm train --resume` as `processes` DDP ranks on this machine; rank 0's summary."""
+    import functools
     import subprocess
     import sys
     import tempfile
 
     import yaml
 
+    from mvlm.procs import die_with_parent
+
     with tempfile.TemporaryDirectory(prefix="mvlm-train-") as tmp:
         params = Path(tmp) / "params.yaml"
         params.write_text(yaml.safe_dump({f"train_{mode}": train_params}))
         run = subprocess.run([sys.executable, "-m", "mvlm", "train", "--params", str(params),
                               "--section", f"train_{mode}", "--resume", "--no-progress"],
-                             stdout=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, text=True,
+                             preexec_fn=functools.partial(die_with_parent, os.getpid()))
     if run.returncode != 0:
         raise RuntimeError(f"train_{mode}: {processes} training processes failed (exit {run.returncode})")
     text = run.stdout
@@ -282,14 +293,14 @@ def evaluate_stage(dataset: str, evaluate: dict, tracker: dict, reports: str | P
         if not spec.optional:
             raise ConfigError(f"evaluate.datasets.{dataset}.root: {spec.root} does not exist")
         summary["skipped"] = f"{spec.root} not found (optional dataset)"
-        return _write_metrics(Path(reports) / "metrics" / f"{dataset}.json", summary)
+        return _write_metrics(Path(reports), "metrics", dataset, summary)
     for mode in spec.modes:
         compat, overrides = _tracker_overrides(tracker, mode)
         t0 = time.perf_counter()
         entry = run_and_score(spec, mode, out_root / mode, cfg, compat, overrides)
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         summary["modes"][mode] = entry
-    return _write_metrics(Path(reports) / "metrics" / f"{dataset}.json", summary)
+    return _write_metrics(Path(reports), "metrics", dataset, summary)
 
 
 def ablate_stage(variant: str, ablate: dict, evaluate: dict, tracker: dict, reports: str | Path = "reports") -> dict:
@@ -310,11 +321,19 @@ def ablate_stage(variant: str, ablate: dict, evaluate: dict, tracker: dict, repo
                               overrides, reuse_from=Path(cfg.results_dir) / acfg.dataset / mode)
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         summary["modes"][mode] = entry
-    return _write_metrics(Path(reports) / "ablations" / f"{variant}.json", summary)
+    return _write_metrics(Path(reports), "ablations", variant, summary)
 
 
-def _write_metrics(path: Path, summary: dict) -> dict:
-    write_json(path, summary)
+RUN_TIMING_KEYS = ("tracking_fps", "seconds")
+
+
+def _write_metrics(reports: Path, kind: str, name: str, summary: dict) -> dict:
+    """reports/<kind>/<name>.json holds what the inputs determine; the clock's figures of each
+    mode go to reports/timings/<kind>_<name>.json, so a rerun leaves the metrics file unchanged."""
+    timing = {mode: {k: entry.pop(k) for k in RUN_TIMING_KEYS if k in entry}
+              for mode, entry in (summary.get("modes") or {}).items()}
+    write_json(reports / kind / f"{name}.json", summary)
+    write_json(reports / "timings" / f"{kind}_{name}.json", timing)
     return summary
 
 
@@ -328,8 +347,7 @@ def as_table(summary: dict):
         rows.append({
             "mode": mode, "AUC": scores.get("auc"), "PRE": scores.get("pre"), "NPR": scores.get("npr"),
             "frame-1 IoU": scores.get("frame1_iou"), "sequences": entry.get("scored"),
-            "failed": len(entry.get("failed") or []), "fps": entry.get("tracking_fps"),
-            "random init": entry.get("random_init"),
+            "failed": len(entry.get("failed") or []), "random init": entry.get("random_init"),
         })
     return pd.DataFrame(rows)
 
@@ -354,9 +372,9 @@ def _scores_frame(ablations: dict[str, dict]):
             rows.append({"variant": variant, "mode": mode, "settings": json.dumps(summary.get("settings") or {}),
                          "AUC": s.get("auc"), "PRE": s.get("pre"), "NPR": s.get("npr"),
                          "frame-1 IoU": s.get("frame1_iou"), "profile": entry.get("profile"),
-                         "fps": entry.get("tracking_fps"), "random init": entry.get("random_init")})
+                         "random init": entry.get("random_init")})
     return pd.DataFrame(rows, columns=["variant", "mode", "settings", "AUC", "PRE", "NPR", "frame-1 IoU",
-                                       "profile", "fps", "random init"])
+                                       "profile", "random init"])
 
 
 def _benchmark_table(bench_dir: Path):

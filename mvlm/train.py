@@ -10,26 +10,29 @@
   cls_token (the reference decays everything and trains text_proj at the encoder lr, §7.3-10).
 - LR factor at global step g:  warmup  f = (g+1)/warmup_steps  for g < warmup_steps, then
   step:   f = 1 before epoch lr_drop_epoch, lr_drop_gamma from it on (0 = never drops);
-  cosine: f = ½(1 + cos(π·(g − warmup)/(total − warmup))), total = epochs·steps_per_epoch,
-  or, with `fit_schedule_to_cap`, the steps that fit `max_minutes` at the speed measured over
-  FIT_WINDOW steps once warmup and FIT_SETTLE more steps are done, refitted every REFIT_EVERY
-  steps after that at the mean speed since the window began (rank 0 decides; the latest length
-  is saved in the epoch state, and --resume continues it without refitting).
+  cosine: f = ½(1 + cos(π·(g − warmup)/(total − warmup))), total = epochs·steps_per_epoch.
+- A run is defined by its steps, never by the clock: the same config, seed and machine give the
+  same weights (DDP included). `max_minutes` is an opt-in cap that stops the run where it is.
+- Precision (`precision: auto`): bf16 autocast only where it is native (`choose_precision`); the
+  choice and its reason go to the log, the summary and the checkpoint metadata.
 - Each epoch (rank 0): `epoch_XXXX.safetensors` (net, `checkpoint.save_checkpoint`, frozen text
-  tower left out) + `epoch_XXXX.state.pt` (tensors and plain values only: optimizer state, step,
-  epoch, RNG; read back with `torch.load(weights_only=True)`), both written tmp + os.replace.
-  At the end (or at the `max_minutes` cap) `final.safetensors`. Logs: `train_log.csv` (one row per
-  step) and `epochs.json` (one entry per epoch).
+  tower left out) + `epoch_XXXX.state.safetensors` (optimizer tensors; param groups, step, epoch
+  and the training config as metadata), both written tmp + os.replace, byte-identical for
+  identical runs. `--resume` refuses a folder whose config differs in anything that shapes the
+  weights, naming the keys. At the end (or at the cap) `final.safetensors`. Logs:
+  `train_log.csv` (one row per step) and `epochs.json` (one entry per epoch).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
 import re
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -40,13 +43,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from mvlm.atomic import write_bytes, write_json
 from mvlm.config import TrainConfig, model_config, to_dict
 from mvlm.data.sampling import StepBatches, TrainingBatch, TrainingSampler, load_training_sequences
 from mvlm.model.losses import mvlm_loss
 
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "gamma", "positional_embedding", "norm")
-LOG_FIELDS = ["step", "epoch", "loss", "focal", "giou", "l1", "cm", "cm_inference", "iou", "lr",
-              "samples_per_s", "data_s", "step_s"]
+LOG_FIELDS = ["step", "epoch", "loss", "focal", "giou", "l1", "cm", "cm_inference", "iou", "lr"]
+TIMING_FIELDS = ["step", "samples_per_s", "data_s", "step_s"]
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.safetensors$")
 
 
@@ -96,10 +100,13 @@ def launch_local_processes(cli_args: list[str], processes: int) -> int:
     import subprocess
     import sys
 
+    from mvlm.procs import die_with_parent
+
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={int(processes)}", "-m", "mvlm", *cli_args]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    return subprocess.call(cmd, env=env)
+    # torchrun (and through it, its ranks) ends when this launcher dies, even by SIGKILL
+    return subprocess.call(cmd, env=env, preexec_fn=functools.partial(die_with_parent, os.getpid()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,15 +149,35 @@ def build_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(param_groups(net, cfg), lr=cfg.lr, betas=tuple(cfg.betas), fused=True)
 
 
-def bf16_usable(device: torch.device) -> bool:
-    """Whether bf16 autocast is fast here: CUDA with bf16 support, or a CPU with native bf16
-    (avx512_bf16 / AMX). On an AVX2-only CPU bf16 matmuls are emulated (~70x slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_precision(requested: str, device: torch.device) -> tuple[bool, str]:
+    """(bf16 autocast on?, reason). `auto` takes bf16 only where it is native: a GPU that
+    supports it, or a CPU with avx512_bf16 or amx_bf16. oneDNN reports bf16 "supported" on any
+    AVX-512 CPU, but without those flags it emulates it, 3-4x slower than fp32. The decision reads
+    flags, not a timing, so a busy machine never changes it (and so never the weights)."""
+    if requested == "fp32":
+        return False, "precision: fp32"
+    if requested == "bf16":
+        return True, "precision: bf16 (requested)"
+    if requested != "auto":
+        raise ValueError(f"precision: {requested!r} is not one of auto, fp32, bf16")
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, f"auto: {torch.cuda.get_device_name(device)} {'has' if ok else 'lacks'} bf16"
+    native = sorted(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    if native:
+        return True, f"auto: the CPU has native bf16 ({', '.join(native)})"
+    return False, "auto: the CPU has no native bf16 (no avx512_bf16 / amx_bf16): fp32"
 
 
 def lr_factor(step: int, cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> float:
@@ -216,30 +243,25 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Traini
 # checkpoints
 
 
-def _atomic_torch_save(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+STATE_SUFFIX = ".state.safetensors"
 
 
 def save_epoch(out_dir: Path, epoch: int, step: int, net: nn.Module, optimizer: torch.optim.Optimizer,
-               cfg: TrainConfig, schedule_steps: Optional[int] = None) -> Path:
-    """Net (safetensors) then training state; the state file is written last so its presence
-    marks a complete epoch checkpoint."""
-    from mvlm.model.checkpoint import save_checkpoint
+               cfg: TrainConfig, extra: Optional[dict] = None) -> Path:
+    """Net then training state, both safetensors; the state file is written last so its presence
+    marks a complete epoch checkpoint. The state holds the optimizer's tensors, and as metadata
+    its param groups, the epoch, the step and the training config: plain data, and the same
+    bytes for the same run (torch.save would add a random serialization id)."""
+    from mvlm.model.checkpoint import safetensors_bytes, save_checkpoint
 
     net_path = out_dir / f"epoch_{epoch:04d}.safetensors"
-    save_checkpoint(net, net_path, mode=cfg.mode, extra={"epoch": epoch, "step": step})
-    state = {
-        "epoch": epoch,
-        "step": step,
-        "optimizer": optimizer.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "config": json.dumps(to_dict(cfg), sort_keys=True),
-    }
-    if schedule_steps is not None:  # a schedule fitted to the cap (fit_schedule_to_cap)
-        state["schedule_steps"] = int(schedule_steps)
-    _atomic_torch_save(state, out_dir / f"epoch_{epoch:04d}.state.pt")
+    save_checkpoint(net, net_path, mode=cfg.mode, extra={"epoch": epoch, "step": step, **(extra or {})})
+    optim = optimizer.state_dict()
+    tensors = {f"optimizer.{index}.{name}": value.detach().cpu().contiguous()
+               for index, entries in optim["state"].items() for name, value in entries.items()}
+    meta = {"epoch": str(epoch), "step": str(step), "param_groups": json.dumps(optim["param_groups"]),
+            "config": json.dumps(to_dict(cfg), sort_keys=True)}
+    write_bytes(out_dir / f"epoch_{epoch:04d}{STATE_SUFFIX}", safetensors_bytes(tensors, meta))
     return net_path
 
 
@@ -248,89 +270,139 @@ def latest_epoch(out_dir: Path) -> Optional[int]:
     done = []
     for path in out_dir.glob("epoch_*.safetensors"):
         m = _EPOCH_FILE.search(path.name)
-        if m and (out_dir / f"epoch_{m.group(1)}.state.pt").is_file():
+        if m and (out_dir / f"epoch_{m.group(1)}{STATE_SUFFIX}").is_file():
             done.append(int(m.group(1)))
     return max(done) if done else None
 
 
-def load_epoch(out_dir: Path, epoch: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, Optional[int]]:
-    """Restore net + optimizer from epoch `epoch`; returns the global step to continue from and
-    the schedule length fitted to the cap (None when the run did not fit one)."""
+def read_state(path: Path) -> dict:
+    """An epoch's training state: {epoch, step, config (dict), optimizer (a state dict)}."""
+    from safetensors import safe_open
+
+    from mvlm.model.checkpoint import CheckpointError
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            entries: dict[int, dict[str, torch.Tensor]] = {}
+            for key in f.keys():
+                _, index, name = key.split(".", 2)
+                entries.setdefault(int(index), {})[name] = f.get_tensor(key)
+        return {"epoch": int(meta["epoch"]), "step": int(meta["step"]), "config": json.loads(meta["config"]),
+                "optimizer": {"state": entries, "param_groups": json.loads(meta["param_groups"])}}
+    except Exception as exc:  # any unreadable state file is reported by name
+        raise CheckpointError(f"{path}: cannot read the training state: {exc}") from exc
+
+
+def load_epoch(out_dir: Path, epoch: int, net: nn.Module, optimizer: torch.optim.Optimizer,
+               cfg: Optional[TrainConfig] = None) -> int:
+    """Restore net + optimizer from epoch `epoch`; returns the global step to continue from.
+    With `cfg`, a state saved under another training config is refused (`config_changes`)."""
     from mvlm.model.checkpoint import CheckpointError, load_state_dict_strict, read_state_dict
 
     net_path = out_dir / f"epoch_{epoch:04d}.safetensors"
-    state_path = out_dir / f"epoch_{epoch:04d}.state.pt"
+    state_path = out_dir / f"epoch_{epoch:04d}{STATE_SUFFIX}"
+    state = read_state(state_path)
+    if cfg is not None:
+        changed = config_changes(state["config"], to_dict(cfg))
+        if changed:
+            raise CheckpointError(
+                f"{state_path}: cannot resume: the training config changed since this run started "
+                f"({'; '.join(changed)}). Start a new out_dir, or restore those values.")
     load_state_dict_strict(net, read_state_dict(net_path), str(net_path))
     try:
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
-    except Exception as exc:  # any unreadable / mismatched state file is reported by name
-        raise CheckpointError(f"{state_path}: cannot restore the training state: {exc}") from exc
-    fitted = state.get("schedule_steps")
-    return int(state["step"]), (None if fitted is None else int(fitted))
+    except Exception as exc:
+        raise CheckpointError(f"{state_path}: cannot restore the optimizer state: {exc}") from exc
+    return state["step"]
+
+
+# keys that may change between a run and its resume: where it runs, not what it computes
+RESUME_FREE_KEYS = ("out_dir", "device", "threads", "processes", "num_workers", "max_minutes", "validation")
+
+
+def config_changes(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """`key: saved -> current` for every training-config value that differs (nested keys dotted),
+    except RESUME_FREE_KEYS at the top level."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        if not prefix and key in RESUME_FREE_KEYS:
+            continue
+        a, b = saved.get(key, "<unset>"), current.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
 # logs
 
 
-class RunLog:
-    """`train_log.csv` (per step) and `epochs.json` (per epoch) in the output folder (rank 0)."""
+class _StepCsv:
+    """A per-step CSV; on resume, the rows of steps before `resume_step` are kept."""
 
-    def __init__(self, out_dir: Path, resume_step: int):
-        self.csv_path = out_dir / "train_log.csv"
-        self.json_path = out_dir / "epochs.json"
+    def __init__(self, path: Path, fields: list[str], resume_step: int):
         rows = []
-        if resume_step > 0 and self.csv_path.is_file():  # drop rows of the interrupted epoch
-            with self.csv_path.open(newline="") as f:
+        if resume_step > 0 and path.is_file():  # drop rows of the interrupted epoch
+            with path.open(newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) < resume_step]
-        self.epochs = []
-        if resume_step > 0 and self.json_path.is_file():
-            self.epochs = [e for e in json.loads(self.json_path.read_text()) if e["end_step"] <= resume_step]
-        self._file = self.csv_path.open("w", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=LOG_FIELDS, extrasaction="ignore")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("w", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=fields, extrasaction="ignore")
         self._writer.writeheader()
         self._writer.writerows(rows)
         self._file.flush()
 
-    def step(self, row: dict) -> None:
+    def write(self, row: dict) -> None:
         self._writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         self._file.flush()
-
-    def epoch(self, entry: dict) -> None:
-        self.epochs.append(entry)
-        tmp = self.json_path.with_name(self.json_path.name + ".tmp")
-        tmp.write_text(json.dumps(self.epochs, indent=2) + "\n")
-        os.replace(tmp, self.json_path)
 
     def close(self) -> None:
         self._file.close()
 
 
+class RunLog:
+    """Rank 0's logs: `train_log.csv` (per step) and `epochs.json` (per epoch) in the output
+    folder, which hold only what the seed and config determine, and the timings in a file of
+    their own (`timing_path`, per step), so two runs of one config leave identical folders."""
+
+    def __init__(self, out_dir: Path, resume_step: int, timing_path: Path):
+        self.json_path = out_dir / "epochs.json"
+        self._steps = _StepCsv(out_dir / "train_log.csv", LOG_FIELDS, resume_step)
+        self._times = _StepCsv(timing_path, TIMING_FIELDS, resume_step)
+        self.epochs = []
+        if resume_step > 0 and self.json_path.is_file():
+            self.epochs = [e for e in json.loads(self.json_path.read_text()) if e["end_step"] <= resume_step]
+
+    def step(self, row: dict) -> None:
+        self._steps.write(row)
+        self._times.write(row)
+
+    def epoch(self, entry: dict) -> None:
+        self.epochs.append(entry)
+        write_json(self.json_path, self.epochs)
+
+    def close(self) -> None:
+        self._steps.close()
+        self._times.close()
+
+
 class _EpochStats:
+    """Mean loss terms over an epoch's steps."""
+
     def __init__(self):
         self.sums: dict[str, float] = {}
         self.steps = 0
-        self.samples = 0
-        self.data_s = 0.0
-        self.step_s = 0.0
 
-    def add(self, terms: dict[str, float], samples: int, data_s: float, step_s: float) -> None:
+    def add(self, terms: dict[str, float]) -> None:
         for k, v in terms.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.steps += 1
-        self.samples += samples
-        self.data_s += data_s
-        self.step_s += step_s
 
     def summary(self) -> dict:
-        n = max(1, self.steps)
-        busy = self.data_s + self.step_s
-        return {
-            **{k: v / n for k, v in self.sums.items()},
-            "samples_per_s": self.samples / busy if busy else 0.0,
-            "data_fraction": self.data_s / busy if busy else 0.0,
-        }
+        return {k: v / max(1, self.steps) for k, v in self.sums.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,19 +442,19 @@ def _default_sampler(cfg: TrainConfig, net: nn.Module) -> TrainingSampler:
 
 
 def _restore(out_dir: Path, net: nn.Module, optimizer: torch.optim.Optimizer,
-             steps_per_epoch: int) -> tuple[Optional[int], int, Optional[int]]:
-    """(last finished epoch or None, global step to continue from, fitted schedule length or None)."""
+             steps_per_epoch: int, cfg: TrainConfig) -> tuple[Optional[int], int]:
+    """(last finished epoch or None, global step to continue from)."""
     last = latest_epoch(out_dir)
     if last is None:
-        return None, 0, None
-    step, fitted = load_epoch(out_dir, last, net, optimizer)
+        return None, 0
+    step = load_epoch(out_dir, last, net, optimizer, cfg)
     if step != (last + 1) * steps_per_epoch:
         from mvlm.model.checkpoint import CheckpointError
 
         raise CheckpointError(
-            f"{out_dir}/epoch_{last:04d}.state.pt: ends at step {step}, but epoch {last} ends at step "
+            f"{out_dir}/epoch_{last:04d}{STATE_SUFFIX}: ends at step {step}, but epoch {last} ends at step "
             f"{(last + 1) * steps_per_epoch} with this config: batch_size or samples_per_epoch changed")
-    return last, step, fitted
+    return last, step
 
 
 def _wrap(net: nn.Module, env: DistEnv) -> nn.Module:
@@ -405,6 +477,10 @@ def train(
     """Train per `cfg`; returns a summary dict. `build_net`/`sampler` replace the defaults
     (`model.net.build_model` for the preset, the sequences of `cfg.datasets`)."""
     env = init_distributed(cfg.device)
+    if under_launcher():
+        from mvlm.procs import die_with_parent
+
+        die_with_parent()  # a rank never outlives its torchrun
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
@@ -417,15 +493,7 @@ def train(
     if steps_per_epoch < 1:
         raise ValueError(f"sampling.samples_per_epoch ({cfg.sampling.samples_per_epoch}) < batch_size ({cfg.batch_size})")
     total_steps = steps_per_epoch * cfg.epochs
-    last, step, fitted = _restore(out_dir, net, optimizer, steps_per_epoch) if resume else (None, 0, None)
-    # the cosine's length: planned, fitted to the cap after warmup, or as fitted before a resume
-    schedule_steps = fitted if fitted is not None else total_steps
-    schedule_fitted = fitted is not None  # saved with each epoch from then on
-    fit_from = max(step, cfg.warmup_steps + FIT_SETTLE)  # the first steps carry start-up costs
-    fit_at = fit_from + FIT_WINDOW
-    fit = (fitted is None and cfg.fit_schedule_to_cap and cfg.max_minutes > 0 and cfg.schedule == "cosine"
-           and fit_at < total_steps)
-    next_fit = fit_at if fit else None  # the step after which the schedule is (re)fitted
+    last, step = _restore(out_dir, net, optimizer, steps_per_epoch, cfg) if resume else (None, 0)
     if env.distributed:
         dist.barrier()
 
@@ -437,12 +505,16 @@ def train(
         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
         pin_memory=env.device.type == "cuda",
     )
-    log = RunLog(out_dir, step) if env.is_main else None
-    bf16 = cfg.bf16 and bf16_usable(env.device)
-    if cfg.bf16 and not bf16 and env.is_main:
-        warnings.warn(f"bf16 autocast requested but {env.device} has no native bf16: training in fp32", stacklevel=2)
+    timing_path = Path(cfg.timings) if cfg.timings else out_dir.parent / f"{out_dir.name}.timings.csv"
+    log = RunLog(out_dir, step, timing_path) if env.is_main else None
+    bf16, precision_reason = choose_precision(cfg.precision, env.device)
+    precision = {"precision": "bf16" if bf16 else "fp32", "precision_reason": precision_reason}
+    if env.is_main:
+        print(f"train {cfg.mode}: {precision['precision']} ({precision_reason}); "
+              f"{env.world_size} process(es) on {env.device}, global batch {cfg.batch_size}",
+              file=sys.stderr, flush=True)
     summary = {"out_dir": str(out_dir), "world_size": env.world_size, "resumed_from_epoch": last,
-               "steps_per_epoch": steps_per_epoch, "stopped_early": False, "bf16": bf16,
+               "steps_per_epoch": steps_per_epoch, "stopped_early": False, **precision,
                "planned_steps": total_steps}
     bar = None
     if env.is_main and progress:
@@ -454,20 +526,20 @@ def train(
     model.train()
     epoch = step // steps_per_epoch
     stats = _EpochStats()
+    samples, busy_s = 0, 0.0
     data_iter = iter(loader)
     t_data = time.perf_counter()
     _seed_torch(cfg.seed, epoch, env.rank)
-    t_window = t_start
-    while step < schedule_steps:
-        if fit and step == fit_from:
-            t_window = time.perf_counter()
+    while step < total_steps:
         batch = _to(next(data_iter), env.device)
         t_compute = time.perf_counter()
-        lr = set_lr(optimizer, lr_factor(step, cfg, steps_per_epoch, schedule_steps))
+        lr = set_lr(optimizer, lr_factor(step, cfg, steps_per_epoch, total_steps))
         terms = train_step(model, optimizer, batch, cfg, env.device, bf16)
         data_s, step_s = t_compute - t_data, time.perf_counter() - t_compute
         n = len(batch) * env.world_size
-        stats.add(terms, n, data_s, step_s)
+        stats.add(terms)
+        samples += n
+        busy_s += data_s + step_s
         step += 1
         if log:
             log.step({"step": step - 1, "epoch": epoch, **terms, "lr": lr,
@@ -477,81 +549,45 @@ def train(
             bar.set_postfix(loss=f"{terms['loss']:.3f}", iou=f"{terms['iou']:.2f}")
         if step % steps_per_epoch == 0:
             if env.is_main:
-                save_epoch(out_dir, epoch, step, net, optimizer, cfg,
-                           schedule_steps if schedule_fitted else None)
-                log.epoch({"epoch": epoch, "end_step": step, "lr": lr, **stats.summary(),
-                           "wall_s": time.perf_counter() - t_start})
+                save_epoch(out_dir, epoch, step, net, optimizer, cfg, precision)
+                log.epoch({"epoch": epoch, "end_step": step, "lr": lr, **stats.summary()})
             if env.distributed:
                 dist.barrier()
             epoch += 1
             stats = _EpochStats()
             _seed_torch(cfg.seed, epoch, env.rank)
-        if step == next_fit:
-            now = time.perf_counter()
-            schedule_steps = fitted_total_steps(total_steps, step, now - t_start, now - t_window,
-                                                step - fit_from, cfg.max_minutes, env)
-            fit, schedule_fitted, next_fit = False, True, step + REFIT_EVERY
-            if bar:
-                bar.total = schedule_steps
-                bar.refresh()
-        if cfg.max_minutes > 0 and _out_of_time(t_start, cfg.max_minutes, env):
+        if cfg.max_minutes > 0 and step < total_steps and _out_of_time(t_start, cfg.max_minutes, env):
             summary["stopped_early"] = True
+            if env.is_main:
+                warnings.warn(f"train {cfg.mode}: max_minutes {cfg.max_minutes} reached after {step} of "
+                              f"{total_steps} steps: the schedule did not finish", stacklevel=2)
             break
         t_data = time.perf_counter()
 
     if bar:
         bar.close()
-    summary.update({"steps": step, "schedule_steps": schedule_steps, "epochs_done": step // steps_per_epoch,
-                    "train_wall_s": time.perf_counter() - t_start})
+    summary.update({"steps": step, "epochs_done": step // steps_per_epoch, "timings": str(timing_path),
+                    "train_wall_s": time.perf_counter() - t_start,
+                    "samples_per_s": samples / busy_s if busy_s else 0.0})
     if env.is_main:
-        _finish(out_dir, net, cfg, log, stats, epoch, step, summary, t_start)
+        _finish(out_dir, net, cfg, log, stats, epoch, step, summary, precision)
     if env.distributed:
         dist.barrier()
     return summary
 
 
 def _finish(out_dir: Path, net: nn.Module, cfg: TrainConfig, log: RunLog, stats: _EpochStats,
-            epoch: int, step: int, summary: dict, t_start: float) -> None:
+            epoch: int, step: int, summary: dict, precision: dict) -> None:
     """Rank 0: log a partial epoch cut by max_minutes, write final.safetensors."""
     from mvlm.model.checkpoint import save_checkpoint
 
     if stats.steps:
-        log.epoch({"epoch": epoch, "end_step": step, "partial": True, **stats.summary(),
-                   "wall_s": time.perf_counter() - t_start})
+        log.epoch({"epoch": epoch, "end_step": step, "partial": True, **stats.summary()})
     final = save_checkpoint(net, out_dir / "final.safetensors", mode=cfg.mode,
-                            extra={"step": step, "stopped_early": summary["stopped_early"]})
+                            extra={"step": step, "stopped_early": summary["stopped_early"], **precision})
     summary["final"] = str(final)
     summary["last_epoch"] = log.epochs[-1] if log.epochs else None
     log.close()
-
-
-# Timed 20 steps right after warmup, the box recipe ran those 1.35x slower than its later steps
-# (start-up effects: first reads of the frame files, ranks waiting for each other), so the fitted
-# cosine ended at 70 % of the cap. The speed also drifts later in a run (one box run: 0.219 s a
-# step over its fit window, 0.193 after it, and it ended 66 s before its cap with a single fit),
-# hence the refits; each moves the cosine's length, so the lr shifts by a few percent at that step.
-FIT_SETTLE = 100  # steps after warmup that run untimed
-FIT_WINDOW = 100  # steps timed after those to fit the schedule to the cap
-REFIT_EVERY = 200  # steps between refits of the schedule after the first fit
-FIT_MARGIN = 1.1  # later steps run a little slower (epoch checkpoints, a busier machine)
-
-
-def fitted_total_steps(total_steps: int, step: int, elapsed_s: float, window_s: float, window: int,
-                       max_minutes: float, env: DistEnv) -> int:
-    """Steps of a run that must end by `max_minutes`: `step` done in `elapsed_s`, the last
-    `window` of them in `window_s`, so the rest is expected at m·window_s/window s per step:
-
-        total = min(total_steps, step + floor((60·max_minutes − elapsed_s) / (m·window_s/window)))
-
-    with m = FIT_MARGIN, never below `step` + 1. Rank 0's figure is broadcast so every rank
-    stops after the same step."""
-    per_step = max(FIT_MARGIN * window_s / max(window, 1), 1e-9)
-    fit = step + int(max(0.0, 60.0 * max_minutes - elapsed_s) // per_step)
-    value = torch.tensor([float(min(total_steps, max(step + 1, fit)))])
-    if env.distributed:
-        value = value.to(env.device)
-        dist.broadcast(value, src=0)
-    return int(value.item())
 
 
 def _out_of_time(t_start: float, max_minutes: float, env: DistEnv) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from safetensors.torch import load_file
 from mvlm.config import TrainConfig, build, model_config
 from mvlm.data.sampling import TrainingSampler, load_training_sequences
 from mvlm.train import (
+    read_state,
     grounding_accuracy, latest_epoch, lr_factor, param_groups, size_bin, size_bin_labels, train,
 )
 
@@ -62,7 +64,7 @@ def write_lasot(root: Path, n_seq: int = 2, n_frames: int = 6, size=(80, 60)) ->
 def micro_cfg(out_dir: Path, data: Path, **kw) -> TrainConfig:
     values = {
         "preset": "tiny", "mode": "tf", "datasets": {"synth": str(data)}, "out_dir": str(out_dir),
-        "epochs": 2, "batch_size": 4, "lr": 1e-3, "warmup_steps": 2, "bf16": False, "seed": 3,
+        "epochs": 2, "batch_size": 4, "lr": 1e-3, "warmup_steps": 2, "precision": "fp32", "seed": 3,
         "model": MICRO,
         "sampling": {"samples_per_epoch": 8, "frame_cache_mb": 4},
     }
@@ -153,8 +155,8 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path, toy_data):
         assert a.keys() == b.keys() and len(a) > 50
         for key in a:
             assert torch.equal(a[key], b[key]), (name, key)
-    sa = torch.load(tmp_path / "a" / "epoch_0001.state.pt", weights_only=True)
-    sb = torch.load(tmp_path / "b" / "epoch_0001.state.pt", weights_only=True)
+    sa = read_state(tmp_path / "a" / "epoch_0001.state.safetensors")
+    sb = read_state(tmp_path / "b" / "epoch_0001.state.safetensors")
     for pid, st in sa["optimizer"]["state"].items():
         assert torch.equal(st["exp_avg"], sb["optimizer"]["state"][pid]["exp_avg"])
     # the log of the resumed run has each step once
@@ -168,14 +170,14 @@ def test_checkpoint_files_and_logs(tmp_path, toy_data):
     summary = train(cfg, progress=False)
     out = tmp_path / "run"
     assert sorted(p.name for p in out.iterdir()) == [
-        "epoch_0000.safetensors", "epoch_0000.state.pt", "epochs.json", "final.safetensors", "train_log.csv"]
+        "epoch_0000.safetensors", "epoch_0000.state.safetensors", "epochs.json", "final.safetensors", "train_log.csv"]
     with safe_open(out / "final.safetensors", "pt") as f:
         meta = f.metadata()
     assert meta["mode"] == "bbox" and json.loads(meta["model_config"])["template_free"] is False
-    state = torch.load(out / "epoch_0000.state.pt", weights_only=True)
+    state = read_state(out / "epoch_0000.state.safetensors")
     assert state["epoch"] == 0 and state["step"] == 2 and state["optimizer"]["param_groups"]
     epochs = json.loads((out / "epochs.json").read_text())
-    assert len(epochs) == 1 and epochs[0]["end_step"] == 2 and epochs[0]["samples_per_s"] > 0
+    assert len(epochs) == 1 and epochs[0]["end_step"] == 2 and "samples_per_s" not in epochs[0]
     assert np.isfinite(epochs[0]["loss"]) and epochs[0]["cm_inference"] >= 0
     header = (out / "train_log.csv").read_text().splitlines()[0].split(",")
     assert header[:5] == ["step", "epoch", "loss", "focal", "giou"]
@@ -195,16 +197,16 @@ def test_resume_of_a_broken_state_file_names_it(tmp_path, toy_data):
 
     cfg = micro_cfg(tmp_path / "r", toy_data, epochs=1)
     train(cfg, progress=False)
-    with pytest.raises(CheckpointError, match="batch_size or samples_per_epoch changed"):
+    with pytest.raises(CheckpointError, match="batch_size: 4 -> 2"):
         train(micro_cfg(tmp_path / "r", toy_data, epochs=1, batch_size=2), resume=True, progress=False)
-    (tmp_path / "r" / "epoch_0000.state.pt").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="epoch_0000.state.pt"):
+    (tmp_path / "r" / "epoch_0000.state.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="epoch_0000.state.safetensors"):
         train(cfg, resume=True, progress=False)
 
 
 def _params_file(tmp_path: Path, data: Path) -> Path:
     cfg = {"train_tf": {"preset": "tiny", "mode": "tf", "datasets": {"synth": str(data)},
-                        "out_dir": str(tmp_path / "cli"), "epochs": 1, "batch_size": 4, "bf16": False,
+                        "out_dir": str(tmp_path / "cli"), "epochs": 1, "batch_size": 4, "precision": "fp32",
                         "warmup_steps": 1, "model": MICRO, "sampling": {"samples_per_epoch": 8}}}
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -238,7 +240,8 @@ def test_torchrun_two_cpu_processes(tmp_path, toy_data):
     assert summary["world_size"] == 2 and summary["steps"] == 2
     rows = (tmp_path / "cli" / "train_log.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[1].split(",")[0] == "0"
-    assert float(rows[1].split(",")[-3]) > 0  # samples/s counts the global batch
+    timing = (tmp_path / "cli.timings.csv").read_text().strip().splitlines()
+    assert timing[0] == "step,samples_per_s,data_s,step_s" and float(timing[1].split(",")[1]) > 0
 
 
 class _CentreNet(nn.Module):
@@ -340,114 +343,138 @@ class _KillingInEpoch2Sampler(TrainingSampler):
         return super().sample(seed, epoch, index)
 
 
-def test_schedule_fitted_to_the_cap_anneals_and_resumes_exactly(tmp_path, toy_data, monkeypatch):
-    import mvlm.train as train_mod
+def test_precision_choice_reads_flags_not_the_clock(monkeypatch):
+    import mvlm.train as tr
 
-    calls = []
-
-    def fit_to_five(total_steps, step, elapsed_s, window_s, window, max_minutes, env):
-        calls.append((total_steps, step, window, max_minutes))
-        return 5
-
-    monkeypatch.setattr(train_mod, "FIT_SETTLE", 0)
-    monkeypatch.setattr(train_mod, "FIT_WINDOW", 1)
-    monkeypatch.setattr(train_mod, "fitted_total_steps", fit_to_five)
-    kw = {"epochs": 4, "schedule": "cosine", "max_minutes": 30.0, "fit_schedule_to_cap": True}
-    straight = micro_cfg(tmp_path / "a", toy_data, **kw)
-    summary = train(straight, progress=False)
-    # 2 steps per epoch, 8 planned; timed over step 2 (warmup 2 + window 1), fitted to 5
-    assert calls == [(8, 3, 1, 30.0)]
-    assert (summary["planned_steps"], summary["schedule_steps"], summary["steps"]) == (8, 5, 5)
-    assert not summary["stopped_early"]
-    rows = (tmp_path / "a" / "train_log.csv").read_text().strip().splitlines()
-    header, last = rows[0].split(","), rows[-1].split(",")
-    assert len(rows) == 1 + 5
-    # the cosine spans the fitted 5 steps: step 4 is 2 of 3 steps past warmup
-    assert float(last[header.index("lr")]) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 2 / 3)))
-    state = torch.load(tmp_path / "a" / "epoch_0001.state.pt", weights_only=True)
-    assert state["schedule_steps"] == 5
-
-    # killed in epoch 2 (after the fit): --resume reads the fitted length instead of timing again
-    broken = micro_cfg(tmp_path / "b", toy_data, **kw)
-    with pytest.raises(_Killed):
-        train(broken, sampler=_sampler(_KillingInEpoch2Sampler, broken), progress=False)
-    assert latest_epoch(tmp_path / "b") == 1 and len(calls) == 2
-    resumed = train(broken, resume=True, progress=False)
-    assert len(calls) == 2 and resumed["schedule_steps"] == 5 and resumed["steps"] == 5
-    a, b = load_file(tmp_path / "a" / "final.safetensors"), load_file(tmp_path / "b" / "final.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    cpu = torch.device("cpu")
+    assert tr.choose_precision("fp32", cpu) == (False, "precision: fp32")
+    assert tr.choose_precision("bf16", cpu)[0] is True
+    monkeypatch.setattr(tr, "cpu_flags", lambda: {"avx512f", "avx512bw"})  # AVX-512 alone emulates bf16
+    bf16, reason = tr.choose_precision("auto", cpu)
+    assert not bf16 and "no native bf16" in reason
+    monkeypatch.setattr(tr, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    bf16, reason = tr.choose_precision("auto", cpu)
+    assert bf16 and "amx_bf16" in reason
+    with pytest.raises(ValueError, match="precision"):
+        tr.choose_precision("fp16", cpu)
 
 
-def test_fitted_total_steps_formula():
-    from mvlm.train import FIT_MARGIN, DistEnv, fitted_total_steps
+def test_precision_and_reason_are_saved_with_the_checkpoint(tmp_path, toy_data):
+    from safetensors import safe_open
 
-    env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-    # 60 s cap, 70 steps done in 10 s, the last 20 in 4 s: 50 s left at 0.2·margin s/step
-    assert FIT_MARGIN == 1.1
-    assert fitted_total_steps(1000, 70, 10.0, 4.0, 20, 1.0, env) == 70 + 227
-    assert fitted_total_steps(100, 70, 10.0, 4.0, 20, 1.0, env) == 100  # never beyond the plan
-    assert fitted_total_steps(1000, 70, 70.0, 4.0, 20, 1.0, env) == 71  # over time already
-
-
-def test_the_fit_times_its_window_after_the_settling_steps(tmp_path, toy_data, monkeypatch):
-    import mvlm.train as train_mod
-
-    calls = []
-
-    def record(total_steps, step, elapsed_s, window_s, window, max_minutes, env):
-        calls.append((step, window))
-        return total_steps
-
-    monkeypatch.setattr(train_mod, "FIT_SETTLE", 3)
-    monkeypatch.setattr(train_mod, "FIT_WINDOW", 2)
-    monkeypatch.setattr(train_mod, "fitted_total_steps", record)
-    cfg = micro_cfg(tmp_path / "settle", toy_data, epochs=5, schedule="cosine", max_minutes=30.0,
-                    fit_schedule_to_cap=True)
-    assert train(cfg, progress=False)["steps"] == 10
-    # warmup 2 + 3 untimed steps, then steps 5 and 6 timed: the fit happens after step 7
-    assert calls == [(7, 2)]
+    summary = train(micro_cfg(tmp_path / "p", toy_data, epochs=1), progress=False)
+    assert summary["precision"] == "fp32" and summary["precision_reason"] == "precision: fp32"
+    with safe_open(str(tmp_path / "p" / "final.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["precision"] == "fp32" and meta["precision_reason"] == "precision: fp32"
+    with safe_open(str(tmp_path / "p" / "epoch_0000.safetensors"), "pt") as f:
+        assert f.metadata()["precision"] == "fp32"
 
 
-def test_the_schedule_is_refitted_at_the_mean_speed_since_the_window_began(tmp_path, toy_data, monkeypatch):
-    import mvlm.train as train_mod
+def test_same_config_gives_identical_weights_and_logs(tmp_path, toy_data):
+    """Steps, not the clock, define a run: two runs leave byte-identical output folders
+    (timings go to a file of their own, beside the folder)."""
+    import hashlib
 
-    calls, lengths = [], iter([6, 9, 8])
-
-    def refit(total_steps, step, elapsed_s, window_s, window, max_minutes, env):
-        calls.append((step, window))
-        return next(lengths)
-
-    monkeypatch.setattr(train_mod, "FIT_SETTLE", 0)
-    monkeypatch.setattr(train_mod, "FIT_WINDOW", 1)
-    monkeypatch.setattr(train_mod, "REFIT_EVERY", 2)
-    monkeypatch.setattr(train_mod, "fitted_total_steps", refit)
-    cfg = micro_cfg(tmp_path / "refit", toy_data, epochs=5, schedule="cosine", max_minutes=30.0,
-                    fit_schedule_to_cap=True)
-    summary = train(cfg, progress=False)
-    # fitted after step 3 (window: step 2), refitted after steps 5 and 7 over all steps since 2
-    assert calls == [(3, 1), (5, 3), (7, 5)]
-    assert (summary["planned_steps"], summary["schedule_steps"], summary["steps"]) == (10, 8, 8)
-    rows = (tmp_path / "refit" / "train_log.csv").read_text().strip().splitlines()
-    header = rows[0].split(",")
-    lrs = [float(r.split(",")[header.index("lr")]) for r in rows[1:]]
-    cosine = lambda g, total: 1e-3 * 0.5 * (1 + math.cos(math.pi * (g - 2) / (total - 2)))
-    # each step uses the length known when it ran: 10 planned, then 6, 9, 8
-    assert lrs[2] == pytest.approx(cosine(2, 10)) and lrs[3] == pytest.approx(cosine(3, 6))
-    assert lrs[5] == pytest.approx(cosine(5, 9)) and lrs[7] == pytest.approx(cosine(7, 8))
-    saved = [torch.load(tmp_path / "refit" / f"epoch_{e:04d}.state.pt", weights_only=True)["schedule_steps"]
-             for e in (1, 2, 3)]
-    assert saved == [6, 9, 8]  # the length in force when each epoch ended (steps 4, 6, 8)
+    for name in ("a", "b"):  # the same out_dir each time (the saved config names it)
+        train(micro_cfg(tmp_path / "run", toy_data, epochs=2), progress=False)
+        (tmp_path / "run").rename(tmp_path / name)
+        (tmp_path / "run.timings.csv").rename(tmp_path / f"{name}.timings.csv")
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert "final.safetensors" in files and "train_log.csv" in files
+    for name in files:
+        a, b = ((tmp_path / d / name).read_bytes() for d in ("a", "b"))
+        assert hashlib.sha256(a).digest() == hashlib.sha256(b).digest(), name
+    assert (tmp_path / "a.timings.csv").is_file()
 
 
-def test_a_schedule_fitted_to_the_full_plan_is_still_saved(tmp_path, toy_data, monkeypatch):
-    import mvlm.train as train_mod
+def test_resume_with_another_config_is_refused_naming_the_keys(tmp_path, toy_data):
+    from mvlm.model.checkpoint import CheckpointError
 
-    monkeypatch.setattr(train_mod, "FIT_SETTLE", 0)
-    monkeypatch.setattr(train_mod, "FIT_WINDOW", 1)
-    monkeypatch.setattr(train_mod, "fitted_total_steps", lambda total_steps, *args: total_steps)
-    cfg = micro_cfg(tmp_path / "full", toy_data, epochs=3, schedule="cosine", max_minutes=30.0,
-                    fit_schedule_to_cap=True)
-    assert train(cfg, progress=False)["steps"] == 6
-    before = torch.load(tmp_path / "full" / "epoch_0000.state.pt", weights_only=True)
-    after = torch.load(tmp_path / "full" / "epoch_0002.state.pt", weights_only=True)
-    assert "schedule_steps" not in before and after["schedule_steps"] == 6  # fitted at step 3
+    train(micro_cfg(tmp_path / "r", toy_data, epochs=1), progress=False)
+    for key, value, shown in (("lr", 5e-4, "lr: 0.001 -> 0.0005"), ("seed", 4, "seed: 3 -> 4"),
+                              ("loss", {"cm": 0.1}, "loss.cm: 0.5 -> 0.1")):
+        with pytest.raises(CheckpointError, match="config changed") as err:
+            train(micro_cfg(tmp_path / "r", toy_data, epochs=1, **{key: value}), resume=True, progress=False)
+        assert shown in str(err.value)
+    # where it runs may change: threads, processes, the cap
+    train(micro_cfg(tmp_path / "r", toy_data, epochs=1, threads=1, max_minutes=60.0), resume=True, progress=False)
+
+
+def test_config_changes_lists_nested_keys():
+    from mvlm.train import config_changes
+
+    saved = {"lr": 1.0, "loss": {"cm_weight": 0.5, "l1_weight": 5.0}, "threads": 1, "betas": [0.9, 0.99]}
+    now = {"lr": 1.0, "loss": {"cm_weight": 0.2, "l1_weight": 5.0}, "threads": 2, "betas": (0.9, 0.99)}
+    assert config_changes(saved, now) == ["loss.cm_weight: 0.5 -> 0.2"]
+
+
+@pytest.mark.slow
+def test_two_process_training_is_deterministic(tmp_path, toy_data):
+    """Two 2-process DDP (gloo) runs of one config give byte-identical weights."""
+    import hashlib
+
+    params = _params_file(tmp_path, toy_data)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    digests = []
+    for _ in range(2):
+        shutil.rmtree(tmp_path / "cli", ignore_errors=True)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "mvlm", "train", "--params", str(params), "--no-progress",
+               "--set", "sampling.samples_per_epoch=16", "--set", "batch_size=8", "--set", "epochs=2",
+               "--set", "device=cpu"]
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-3000:]
+        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted((tmp_path / "cli").iterdir())})
+    assert len(digests[0]) == 7 and digests[0] == digests[1]  # 2 epochs x (net, state), final, 2 logs
+
+
+@pytest.mark.slow
+def test_killing_the_launcher_ends_torchrun_and_its_ranks(tmp_path, toy_data):
+    """`mvlm train` with processes: 2 starts torchrun; SIGKILL of the launcher ends them all."""
+    import signal
+    import time
+
+    params = _params_file(tmp_path, toy_data)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "mvlm", "train", "--params", str(params), "--no-progress",
+         "--set", "processes=2", "--set", "epochs=500", "--set", "sampling.samples_per_epoch=16",
+         "--set", "batch_size=8", "--set", "device=cpu"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def descendants() -> set[int]:
+        found, frontier = set(), {launcher.pid}
+        while frontier:
+            children = set()
+            for pid in frontier:
+                try:
+                    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+                except OSError:
+                    continue
+                children |= {int(c) for c in text.split()}
+            found |= children
+            frontier = children
+        return found
+
+    deadline = time.monotonic() + 120
+    while len(descendants()) < 3 and time.monotonic() < deadline:  # torchrun + 2 ranks
+        time.sleep(0.5)
+    procs = descendants()
+    assert len(procs) >= 3, "torchrun and its ranks did not start"
+    while not (tmp_path / "cli" / "train_log.csv").is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    deadline = time.monotonic() + 30
+    alive = procs
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alive = {p for p in procs if Path(f"/proc/{p}").exists()
+                 and "Z" not in Path(f"/proc/{p}/stat").read_text().split(")")[-1][:3]}
+    if alive:
+        for pid in alive:
+            os.kill(pid, signal.SIGKILL)
+    assert not alive, f"left running after the launcher died: {sorted(alive)}"

@@ -60,10 +60,11 @@ def _bench_mode(mode: str, args: argparse.Namespace, data_root: Path) -> dict:
     from mvlm.config import TrainConfig
     from mvlm.data.sampling import StepBatches, TrainingSampler, load_training_sequences
     from mvlm.model.net import build_model
-    from mvlm.train import _model_cfg, _TextAndVision, bf16_usable, build_optimizer, train_step
+    from mvlm.train import _model_cfg, _TextAndVision, build_optimizer, choose_precision, train_step
 
     device = torch.device(args.device)
-    cfg = TrainConfig(preset=args.preset, mode=mode, batch_size=args.train_batch, bf16=not args.train_fp32,
+    cfg = TrainConfig(preset=args.preset, mode=mode, batch_size=args.train_batch,
+                      precision="fp32" if args.train_fp32 else "auto",
                       datasets={"synth": str(data_root)})
     torch.manual_seed(0)
     net = build_model(_model_cfg(cfg)).to(device)
@@ -74,7 +75,7 @@ def _bench_mode(mode: str, args: argparse.Namespace, data_root: Path) -> dict:
     steps = args.train_warmup + args.train_steps
     batches = StepBatches(sampler, 0, cfg.batch_size, steps, steps)
     model = _TextAndVision(net).train()
-    bf16 = cfg.bf16 and bf16_usable(device)
+    bf16, precision_reason = choose_precision(cfg.precision, device)
     data_s = step_s = 0.0
     for k in range(steps):
         t0 = time.perf_counter()
@@ -97,6 +98,7 @@ def _bench_mode(mode: str, args: argparse.Namespace, data_root: Path) -> dict:
         "step_ms": 1000 * step_s / args.train_steps,
         "data_fraction": data_s / (data_s + step_s),
         "bf16": bf16,
+        "precision_reason": precision_reason,
         "search_size": ncfg.encoder.search_size,
         "templates": 0 if ncfg.template_free else ncfg.num_templates,
         "frame_cache_hit_rate": sampler.cache.hits / max(1, sampler.cache.hits + sampler.cache.misses),

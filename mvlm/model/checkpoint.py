@@ -19,6 +19,7 @@ import dataclasses
 import io
 import json
 import pickle
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mvlm.atomic import write_bytes
 from mvlm.config import ModelConfig, model_config, to_dict
 from mvlm.model.metadata import CheckpointError, config_from_metadata, describe_model, is_safetensors
 
@@ -356,8 +358,6 @@ def load_pretrained_backbone(model: nn.Module, path: str | Path, rule: str = "ha
 def save_checkpoint(model: nn.Module, path: str | Path, mode: str = "tf",
                     tracker_preset: str | None = None, extra: dict[str, str] | None = None) -> Path:
     """safetensors file with the model's state dict (no frozen text tower) and metadata."""
-    from safetensors.torch import save_file
-
     if mode not in ("tf", "bbox"):
         raise CheckpointError(f"mode must be 'tf' or 'bbox', got {mode!r}")
     cfg: ModelConfig = model.cfg
@@ -371,12 +371,25 @@ def save_checkpoint(model: nn.Module, path: str | Path, mode: str = "tf",
         **{str(k): str(v) for k, v in (extra or {}).items()},
     }
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
-    return path
+    return write_bytes(path, safetensors_bytes(tensors, metadata))
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """A safetensors file whose bytes depend only on its content. safetensors writes the
+    metadata from a hash map, in an order that changes from process to process, so the same
+    weights would hash differently; the header is rewritten with the metadata keys sorted (the
+    tensor entries and data are already in a fixed order; data offsets are relative to the
+    header's end, so its length may change)."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    ordered = {"__metadata__": dict(sorted(header.pop("__metadata__", {}).items()))} if metadata else {}
+    ordered.update(header)
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header with spaces to 8-byte alignment
+    return struct.pack("<Q", len(text)) + text + data[8 + n:]
 
 
 def load_model(path: str | Path, preset: str | None = None, overrides: dict | None = None,
