@@ -15,14 +15,13 @@ Every reader returns `Sequence` objects with empty frame lists; errors name the 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
 
-from mvlm.data.benchmarks.common import errors, read_boxes, read_flags
+from mvlm.data.benchmarks.common import errors, is_sentence_problem, read_boxes, read_flags
 from mvlm.data.sequence import DataError, Sequence
 from mvlm.evaluate.results import read_box_files
 
@@ -263,8 +262,6 @@ TOOLKIT_LOADERS = {
 }
 
 
-# problems about the sentence file: scoring needs no sentence (plain OTB and VOT have none)
-_SENTENCE_PROBLEM = re.compile(r"nlp\.txt|language\.txt|OTB_query_|mgit_nlp|no sentence|empty sentence|empty description")
 LAYOUTS = ("toolkit", "dataset")
 
 
@@ -284,7 +281,7 @@ class GroundTruth:
 
 def _gt_reasons(seq: Sequence) -> list[str]:
     """Why the GT of a dataset-layout sequence cannot be scored ([] = it can)."""
-    reasons = [p for p in errors(seq.problems) if not _SENTENCE_PROBLEM.search(p)]
+    reasons = [p for p in errors(seq.problems) if not is_sentence_problem(p)]  # scoring needs no sentence
     if len(seq.boxes) == 0 and not reasons:
         reasons.append("no GT boxes")
     return reasons
