@@ -485,10 +485,13 @@ def run_dataset(
     if todo and workers == 1:  # in this process, with the threads one worker would have
         from mvlm.track.tracker import build_tracker
 
+        local_rank = os.environ.get("LOCAL_RANK")  # torchrun: this rank's GPU
+        device = worker_device(spec.device, 0, 0, int(local_rank) if local_rank is not None else None)
         with _torch_threads(threads):
-            built = build_tracker(spec)
+            built = build_tracker(replace(spec, device=device))
+            info = {**built.info, "device": spec.device}  # as the workers record it
             for seq in todo:
-                r = _run_one(built.tracker, built.info, seq, out_dir, options)
+                r = _run_one(built.tracker, info, seq, out_dir, options)
                 results.append(r)
                 if on_result:
                     on_result(r)
