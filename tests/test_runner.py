@@ -248,7 +248,7 @@ def test_cli_evaluate_default_text_for_a_benchmark_without_sentences(tmp_path):
             "--quiet", "--preset", "bbox", "--compat", "corrected"]
     assert main(args) == 1
     failures = json.loads((tmp_path / "r" / "failures.json").read_text())
-    assert failures[0]["sequence"] == "Block" and "no language description" in failures[0]["error"]
+    assert failures[0]["sequence"] == "Block" and "no sentence" in failures[0]["error"]
     assert main(args + ["--default-text", "the tracked object", "--resume"]) == 0
     meta = json.loads((tmp_path / "r" / "Block_meta.json").read_text())
     assert meta["language"] == "the tracked object"

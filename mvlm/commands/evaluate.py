@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.checkpoint:
             print(RANDOM_INIT_WARNING.format(preset=args.model_preset, seed=args.seed), file=sys.stderr)
         summary = run_dataset(sequences, args.out, spec_from_args(args), workers=args.workers,
-                              resume=args.resume, options=RunOptions(init=args.init, max_frames=args.max_frames),
+                              resume=args.resume, threads=args.threads, options=RunOptions(init=args.init, max_frames=args.max_frames),
                               on_result=None if args.quiet else print_progress)
     except (DataError, ConfigError, ValueError, OSError) as exc:
         print(f"mvlm evaluate: error: {exc}", file=sys.stderr)
@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--split", default=None)
     p.add_argument("--out", required=True, help="results folder (<seq>.txt + <seq>_meta.json)")
-    p.add_argument("--workers", type=int, default=1, help="processes (1 torch thread each when > 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes, each with --threads torch threads (with --device cuda: spread over the visible GPUs)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1; 0 = torch's default)")
     p.add_argument("--resume", action="store_true", help="skip sequences whose results are complete and were made with the same settings and "
                    "weights (results of other settings are moved to stale/ and tracked again)")
     p.add_argument("--sequences", nargs="*", default=None, help="only these sequence names")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -44,28 +43,26 @@ def _sequence_names(spec: str | None) -> list[str] | None:
     return [n.strip() for n in re.split(r"[,\n]", text) if n.strip()]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _run(args: argparse.Namespace) -> int:
     from mvlm.data.sequence import DataError
-    from mvlm.evaluate.groundtruth import load_groundtruth
+    from mvlm.atomic import write_text
+    from mvlm.evaluate.groundtruth import read_groundtruth
     from mvlm.evaluate.profiles import get_profile
     from mvlm.evaluate.scoring import score_dataset
     from mvlm.evaluate.tables import comparison_table, _markdown
 
     try:
         profile = get_profile(args.profile)
-        sequences = load_groundtruth(args.dataset, args.root, args.gt_layout, _sequence_names(args.sequences))
+        gt = read_groundtruth(args.dataset, args.root, args.gt_layout, _sequence_names(args.sequences))
         trackers = find_trackers(args.results)
     except (DataError, ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    outputs, status = {}, 0
+    sequences = gt.sequences
+    # a sequence without usable GT is never silently left out of the mean: it is listed, and fails the run
+    for seq, msg in gt.failures.items():
+        print(f"FAILED {seq}: ground truth: {msg}", file=sys.stderr)
+    outputs, status = {}, 1 if gt.failures else 0
     for name, runs in trackers.items():
         try:
             result = score_dataset(sequences, runs if len(runs) > 1 else runs[0], profile,
@@ -80,18 +77,24 @@ def _run(args: argparse.Namespace) -> int:
             print(f"skipped {name}/{seq}: result file missing", file=sys.stderr)
         if not result.ok:
             status = 1
-        outputs[name] = result.to_dict() | {"tracker": name, "setting": args.setting}
+        outputs[name] = result.to_dict() | {
+            "tracker": name, "setting": args.setting, "gt_layout": gt.layout, "sequences_named": gt.named,
+            "averaged": result.n_averaged if result.scores() else 0, "gt_failures": dict(gt.failures)}
     table = comparison_table({n: o["mean"] for n, o in outputs.items()}, profile.name)
-    print(f"{args.dataset} ({len(sequences)} sequences), profile {profile.name}")
+    print(f"{args.dataset} ({gt.named} sequences, {len(gt.failures)} without usable GT, {gt.layout} layout), "
+          f"profile {profile.name}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    for name, o in outputs.items():
+        print(f"{name}: mean over {o['averaged']} of {gt.named} sequences")
     if args.table_out:
         prefix = Path(args.table_out)
-        _atomic_write(prefix.with_suffix(".csv"), table.to_csv(index=False))
-        _atomic_write(prefix.with_suffix(".md"), _markdown(table))
+        write_text(prefix.with_suffix(".csv"), table.to_csv(index=False))
+        write_text(prefix.with_suffix(".md"), _markdown(table))
     if args.json:
         payload = next(iter(outputs.values())) if len(outputs) == 1 else {
-            "dataset": args.dataset, "profile": profile.name, "trackers": outputs}
-        _atomic_write(Path(args.json), json.dumps(_clean(payload), indent=1, allow_nan=False) + "\n")
+            "dataset": args.dataset, "profile": profile.name, "gt_layout": gt.layout, "sequences_named": gt.named,
+            "gt_failures": dict(gt.failures), "trackers": outputs}
+        write_text(Path(args.json), json.dumps(_clean(payload), indent=1, allow_nan=False) + "\n")
     return status
 
 
@@ -118,7 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", required=True, action="append",
                    help="result folder (<seq>.txt) or folder of tracker folders; repeat to compare")
     p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"scoring profile (default {DEFAULT_PROFILE})")
-    p.add_argument("--gt-layout", choices=["toolkit", "dataset"], default="toolkit")
+    p.add_argument("--gt-layout", choices=["auto", "toolkit", "dataset"], default="auto",
+                   help="toolkit annotation pack, dataset folders, or auto (default): the first that names a sequence")
     p.add_argument("--sequences", help="comma-separated names or a file with one name per line (default: all)")
     p.add_argument("--skip-missing", action="store_true", help="drop sequences without a result file")
     p.add_argument("--json", help="write the scores as JSON to this file")

@@ -62,8 +62,13 @@ class Sequence:
 def fill_missing_language(sequences: list[Sequence], text: Optional[str]) -> list[Sequence]:
     """Give every sequence without a sentence `text` (plain OTB and VOT carry none); a sequence
     that has its own sentence keeps it. `None` or blank `text` changes nothing."""
+    from mvlm.data.benchmarks.common import INFO, is_sentence_problem, problem
+
     if text and text.strip():
         for seq in sequences:
             if not seq.language.strip():
                 seq.language = text
+                # the missing sentence no longer makes the sequence unusable
+                seq.problems = [p for p in seq.problems if not is_sentence_problem(p)]
+                seq.problems.append(problem(INFO, seq.name, f"no sentence of its own: given {text!r}"))
     return sequences

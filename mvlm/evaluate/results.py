@@ -29,6 +29,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from mvlm.atomic import write_text
 from mvlm.data.benchmarks.common import parse_rows, read_text
 from mvlm.data.sequence import DataError
 from mvlm.evaluate.metrics import compiled
@@ -49,14 +50,6 @@ def result_path(directory: str | Path, sequence: str) -> Path:
 
 def meta_path(directory: str | Path, sequence: str) -> Path:
     return Path(directory) / f"{sequence}_meta.json"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    # tmp + os.replace: a reader never sees a half-written file, even if the writer is killed
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def format_boxes(boxes: np.ndarray, truncate: bool = False) -> str:
@@ -85,9 +78,9 @@ def write_results(
     boxes: (N, 4) x, y, w, h in pixels. Returns the path of the boxes file.
     """
     path = result_path(directory, sequence)
-    _atomic_write_text(path, format_boxes(boxes, truncate=truncate))
+    write_text(path, format_boxes(boxes, truncate=truncate))
     if meta is not None:
-        _atomic_write_text(meta_path(directory, sequence), json.dumps(meta, indent=1, default=_jsonable) + "\n")
+        write_text(meta_path(directory, sequence), json.dumps(meta, indent=1, default=_jsonable) + "\n")
     return path
 
 

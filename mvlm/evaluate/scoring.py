@@ -73,6 +73,11 @@ class ScoreResult:
             out["norm_precision"] = self._kept(self.norm_precision).mean(axis=0) * 100.0
         return out
 
+    @property
+    def n_averaged(self) -> int:
+        """How many sequences the dataset curves average (the profile may drop some)."""
+        return len(self._kept(self.success)) if self.names else 0
+
     def scores(self) -> Optional[dict[str, float]]:
         """auc, pre, npr (+ op50/op75 or sr, npr_area, pre_area) in percent; None if a sequence failed."""
         if not self.ok or not self.names:

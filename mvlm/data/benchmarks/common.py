@@ -27,7 +27,10 @@ def read_text(path: str | Path, required: bool = True) -> str:
         if required:
             raise DataError(f"{path}: file not found")
         return ""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:  # permission, I/O error, ...: a problem of this file, not a traceback
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -110,7 +113,7 @@ LEVELS = (ERROR, WARNING, INFO)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _FIRST_LINES_SHOWN = 3
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"([0-9]+)")  # ASCII only: int() of every match must work
 
 
 def problem(level: str, path: str | Path, message: str) -> str:
@@ -124,13 +127,27 @@ def problem_level(text: str) -> str:
     return head if head in LEVELS else ERROR
 
 
+# problems about the sentence: the sentence files of each layout, or its absence
+_SENTENCE_PROBLEM = re.compile(r"nlp\.txt|language\.txt|OTB_query_|mgit_nlp|no sentence|empty sentence|empty description")
+
+
+def is_sentence_problem(text: str) -> bool:
+    """Whether a problem string is about the sentence (scoring needs none; --default-text gives one)."""
+    return bool(_SENTENCE_PROBLEM.search(text))
+
+
 def errors(problems: list[str]) -> list[str]:
     return [p for p in problems if problem_level(p) == ERROR]
 
 
 def natural_key(name: str) -> list:
     """Sort key where embedded numbers compare as numbers: airplane-2 < airplane-10."""
-    return [int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(name)]
+    return [int(part) if _is_number(part) else part.lower() for part in _DIGITS.split(name)]
+
+
+def _is_number(text: str) -> bool:
+    # str.isdigit() is also true for "²" or "①", which int() rejects
+    return text.isascii() and text.isdigit()
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,7 +158,7 @@ def frame_number(path: str | Path) -> int | None:
     """Integer file stem (`00000012.jpg` -> 12), None when the stem is not a number."""
     # string operations, not Path: this runs once per frame of every listed video
     stem = os.path.splitext(os.path.basename(path))[0]
-    return int(stem) if stem.isdigit() else None
+    return int(stem) if _is_number(stem) else None
 
 
 def list_frames(folder: str | Path) -> list[Path]:
@@ -195,7 +212,12 @@ def check_frames(
     if not frames:
         return frames, [problem(ERROR, folder, "no image files in the frame folder")]
     problems: list[str] = []
-    missing = _missing_numbers(frames)
+    unnumbered = [f.name for f in frames if frame_number(f) is None]
+    if unnumbered and len(unnumbered) < len(frames):
+        shown = ", ".join(unnumbered[:_FIRST_LINES_SHOWN])
+        problems.append(problem(ERROR, folder, f"{len(unnumbered)} image files among numbered frames are not "
+                                               f"frame numbers (first: {shown}): their place in the video is unknown"))
+    missing = _missing_numbers([f for f in frames if frame_number(f) is not None])
     if missing:
         width, ext = len(frames[0].stem), frames[0].suffix
         first = ", ".join(f"{n:0{width}d}{ext}" for n in missing[:_FIRST_LINES_SHOWN])
