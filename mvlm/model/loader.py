@@ -107,7 +107,8 @@ def inspect_weights(path: str | Path) -> WeightsReport:
         layout = f"{info['format']}, CLIP text in {text_layout} layout"
         name = " (ViT-L/14 text)" if (shape["width"], shape["layers"]) == (768, 12) else ""
         fits.append(f"CLIP text tower{name}: width {shape['width']}, {shape['layers']} layers, "
-                    f"{shape['heads']} heads, context {shape['context_length']}, vocabulary {shape['vocab_size']}")
+                    f"context {shape['context_length']}, vocabulary {shape['vocab_size']} (heads are not "
+                    f"stored: CLIP uses width/64 = {shape['heads']})")
     blocks = _fastitpn_blocks(state)
     if blocks:
         fits.append(f"Fast-iTPN backbone ({blocks} blocks): model.pretrained_backbone")

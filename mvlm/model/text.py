@@ -163,7 +163,8 @@ def read_clip_text_state(path: str | Path) -> tuple[str, dict[str, torch.Tensor]
 
 
 def clip_text_shape(state: dict[str, torch.Tensor], source: str = "weights") -> dict[str, int]:
-    """Width, layers, heads (width / 64, as every CLIP text tower), context and vocabulary."""
+    """Width, layers, context and vocabulary; heads are not stored in weights: width / 64, as in
+    every OpenAI CLIP text tower."""
     try:
         vocab, width = state["token_embedding.weight"].shape
         context = state["positional_embedding"].shape[0]
