@@ -123,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
     from mvlm.config import ConfigError
     from mvlm.data.sequence import DataError
     from mvlm.evaluate.results import format_boxes
+    from mvlm.model.metadata import CheckpointError
+    from mvlm.model.text import TextError
     from mvlm.track.tracker import TrackerError, build_tracker
 
     try:
@@ -137,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.max_frames and i >= args.max_frames:
                 break
             results.append(tracker.initialize(frame, args.text, box=box) if i == 0 else tracker.track(frame))
-    except (SourceError, DataError, TrackerError, ConfigError, OSError) as exc:
+    except (SourceError, DataError, TrackerError, ConfigError, CheckpointError, TextError, OSError) as exc:
         print(f"mvlm track: error: {exc}", file=sys.stderr)
         return 2
     boxes = np.array([r.box for r in results])
