@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "score",
     "report",
     "checkpoint",
+    "weights",
     "train",
     "track",
     "evaluate",

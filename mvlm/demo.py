@@ -230,13 +230,16 @@ def resolve_device(device: str) -> str:
 
 def load_tracker(checkpoint: str | Path | None = None, preset: str = "tiny",
                  tracker_preset: str | None = None, compat: str = "corrected",
-                 device: str = "cpu", seed: int = 0) -> LoadedTracker:
+                 device: str = "cpu", seed: int = 0, checkpoint_preset: str | None = None,
+                 mode: str | None = None, text_weights: str | None = None,
+                 random_init: bool = False) -> LoadedTracker:
     """An `MVLMTracker` ready for `initialize`.
 
     With a checkpoint, the model config and tracker preset come from its metadata (explicit
     arguments win for the tracker preset). Without one, the `preset` network is built with
     ``torch.manual_seed(seed)``: random weights, so the boxes mean nothing — the description
-    says so and callers print it.
+    says so and callers print it. `checkpoint_preset`, `mode`, `text_weights`, `random_init`
+    say how to load a file without a config inside (the released .pth.tar; docs/weights.md).
     """
     from mvlm.config import ConfigError
     from mvlm.model.checkpoint import CheckpointError
@@ -245,8 +248,11 @@ def load_tracker(checkpoint: str | Path | None = None, preset: str = "tiny",
     device = resolve_device(device)
     if checkpoint and not Path(checkpoint).is_file():
         raise DemoError(f"{checkpoint}: checkpoint file not found")
+    from mvlm.model.metadata import model_section
+
     spec = TrackerSpec(checkpoint=str(checkpoint) if checkpoint else None, model_preset=preset,
-                       tracker_preset=tracker_preset, compat=compat, device=device, seed=seed)
+                       tracker_preset=tracker_preset, compat=compat, device=device, seed=seed,
+                       checkpoint_model=model_section(checkpoint_preset, mode, text_weights, random_init))
     try:
         built = build_tracker(spec)
     except (ConfigError, TrackerError, CheckpointError) as exc:
@@ -254,7 +260,7 @@ def load_tracker(checkpoint: str | Path | None = None, preset: str = "tiny",
     tracker = built.tracker
     model_preset = built.info.get("model_preset", preset)
     tracker_name = built.info["tracker"]["preset"]
-    random_init = built.random_init
+    random_init = built.random_init or bool(built.info.get("random_init"))
     where = f"checkpoint {checkpoint}" if checkpoint else (
         f"RANDOM-INIT {model_preset} network (seed {seed}; no checkpoint: boxes are meaningless)")
     description = f"{where}, tracker preset {tracker_name}, compat {compat}, device {device}"

@@ -45,6 +45,26 @@ def load_sequences(loader: str, root: str | Path) -> list[Sequence]:
     return load_dataset(loader, root)
 
 
+def load_widget_tracker(checkpoint: Optional[str] = None, mode: str = "tf", compat: str = "corrected",
+                        overrides: Optional[dict[str, Any]] = None, checkpoint_preset: Optional[str] = None,
+                        checkpoint_mode: Optional[str] = None, text_weights: Optional[str] = None,
+                        random_init: bool = False):
+    """The widget's tracker through the one model loader. A checkpoint without a config inside
+    (released .pth.tar) needs `checkpoint_preset` and `checkpoint_mode` (tf | bbox; docs/weights.md);
+    a missing or unfitting file is an error, never a random network."""
+    from mvlm.model.metadata import model_section
+    from mvlm.track.tracker import TrackerSpec, build_tracker
+
+    settings = tuple(f"{k}={v}" for k, v in (overrides or {}).items())
+    return build_tracker(
+        TrackerSpec(
+            checkpoint=checkpoint, model_preset="tiny", compat=compat, overrides=settings,
+            tracker_preset=None if checkpoint else mode,
+            checkpoint_model=model_section(checkpoint_preset, checkpoint_mode, text_weights, random_init),
+        )
+    )
+
+
 def run_sequence(
     sequence: Sequence,
     text: Optional[str] = None,
@@ -53,18 +73,11 @@ def run_sequence(
     compat: str = "corrected",
     overrides: Optional[dict[str, Any]] = None,
     max_frames: Optional[int] = None,
+    weights: Optional[dict[str, Any]] = None,
 ) -> SequenceRun:
-    """Track `sequence` (template-free from the sentence, or from the GT box in `bbox` mode)."""
-    from mvlm.track.tracker import TrackerSpec, build_tracker
-
-    settings = tuple(f"{k}={v}" for k, v in (overrides or {}).items())
-    built = build_tracker(
-        TrackerSpec(
-            checkpoint=checkpoint, model_preset="tiny", compat=compat, overrides=settings,
-            tracker_preset=None if checkpoint else mode,
-        )
-    )
-    tracker = built.tracker
+    """Track `sequence` (template-free from the sentence, or from the GT box in `bbox` mode).
+    `weights`: how to load the checkpoint (see `load_widget_tracker`)."""
+    tracker = load_widget_tracker(checkpoint, mode, compat, overrides, **(weights or {})).tracker
     sentence = text if text is not None else sequence.language
     n = len(sequence.frames) if max_frames is None else min(max_frames, len(sequence.frames))
     boxes, kappa, modes = [], [], []
@@ -124,14 +137,18 @@ def plot_run(run: SequenceRun, out_path: Optional[str | Path] = None, frames: in
     return fig
 
 
-def explorer(sequences: list[Sequence], checkpoint: Optional[str] = None):
-    """ipywidgets UI: pick a sequence, edit the sentence, choose compat, move α ω λ τ ψ, run, scrub."""
+def explorer(sequences: list[Sequence], checkpoint: Optional[str] = None, **weights: Any):
+    """ipywidgets UI: pick a sequence, edit the sentence, choose compat, move α ω λ τ ψ, run, scrub.
+    `weights`: checkpoint_preset, checkpoint_mode, text_weights, random_init (see
+    `load_widget_tracker`); the checkpoint is checked here, before the UI is built."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
     from IPython.display import display
 
     from mvlm.config import tracker_config
 
+    if checkpoint:
+        load_widget_tracker(checkpoint, **weights)  # a bad file fails now, not at the first run
     by_name = {s.name: s for s in sequences}
     defaults = tracker_config(preset="tf")
     pick = w.Dropdown(options=list(by_name), description="sequence")
@@ -168,7 +185,7 @@ def explorer(sequences: list[Sequence], checkpoint: Optional[str] = None):
         with out:
             out.clear_output()
             print("tracking...")
-        state["run"] = run_sequence(seq, text.value, checkpoint, mode.value, compat.value, overrides)
+        state["run"] = run_sequence(seq, text.value, checkpoint, mode.value, compat.value, overrides, weights=weights)
         scrub.max = len(state["run"].boxes)
         draw()
 

@@ -210,10 +210,19 @@ def _yaml_scalar(value: Any) -> str:
     return str(value)
 
 
-def checkpoint_for(mode: str, cfg: EvaluateConfig) -> Optional[str]:
-    """The checkpoint of a mode: `evaluate.checkpoints.<mode>`, else the train stage's final file."""
-    path = cfg.checkpoints.get(mode) or f"models/tiny_{mode}/final.safetensors"
-    return path if Path(path).is_file() else None
+def checkpoint_for(mode: str, cfg: EvaluateConfig) -> str:
+    """The checkpoint of a mode: `evaluate.checkpoints.<mode>`, else the train stage's final file.
+    A missing file is an error (never a random-init network that makes real-looking numbers)."""
+    from mvlm.model.metadata import CheckpointError
+
+    configured = cfg.checkpoints.get(mode)
+    path = configured or f"models/tiny_{mode}/final.safetensors"
+    if not Path(path).is_file():
+        where = (f"evaluate.checkpoints.{mode}" if configured else
+                 f"the train stage's output (run it first, or set evaluate.checkpoints.{mode})")
+        raise CheckpointError(f"{path}: checkpoint file not found ({where}; expected a suite .safetensors "
+                              "or a released .pth.tar, see docs/weights.md)")
+    return path
 
 
 def run_and_score(
@@ -239,7 +248,7 @@ def run_and_score(
     tracker_spec = TrackerSpec(
         checkpoint=checkpoint, model_preset="tiny", tracker_preset=mode if checkpoint is None else None,
         compat=compat, overrides=overrides, device=cfg.device,
-        checkpoint_model=cfg.checkpoint_model or None,
+        checkpoint_model={**cfg.checkpoint_model, "mode": mode} if cfg.checkpoint_model else None,
     )
     options = RunOptions(init="box" if mode == "bbox" else "language")
     reused = reuse_identical_results(reuse_from, out_dir, sequences, tracker_spec, options) if reuse_from else []

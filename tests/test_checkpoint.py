@@ -63,7 +63,9 @@ def test_released_style_file_loads_without_importing(tmp_path, tiny):
     meter = obj["stats"]["train"]["Loss"]
     assert isinstance(meter, Opaque) and meter.state == {"avg": 0.5, "count": 3}
     assert obj["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
-    model, meta = load_model(path, preset="tiny")
+    with pytest.raises(CheckpointError, match="pass the mode"):
+        load_model(path, preset="tiny")  # TF and BBOX files have the same keys: never guessed
+    model, meta = load_model(path, preset="tiny", mode="tf")
     for key, value in tiny.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
     assert meta["format"] == "torch-zip"
@@ -116,9 +118,14 @@ def test_frozen_tower_not_saved(tmp_path):
     keys = read_state_dict(path)
     assert not any(k.startswith("text_encoder.clip.") for k in keys)
     assert "text_encoder.text_proj.weight" in keys
-    with pytest.warns(UserWarning, match="randomly initialised"):
-        loaded, meta = load_model(path)
-    assert meta["mode"] == "bbox"
+    with pytest.raises(CheckpointError, match="frozen CLIP .*--text-weights"):
+        load_model(path)  # no silent random text tower
+    with pytest.raises(CheckpointError, match="nope.pt: CLIP text weights file not found"):
+        load_model(path, text_weights=str(tmp_path / "nope.pt"))
+    with pytest.raises(CheckpointError, match="file is a 'bbox' checkpoint"):
+        load_model(path, mode="tf", random_init=True)
+    loaded, meta = load_model(path, random_init=True)
+    assert meta["mode"] == "bbox" and meta["random_init"] == "text tower"
 
 
 def test_truncated_and_wrong_files(tmp_path, tiny):
@@ -143,12 +150,12 @@ def test_mismatch_lists_missing_unexpected_misshaped(tmp_path, tiny):
     state["encoder.body.pos_embed"] = torch.zeros(1, 3, 128)
     torch.save({"net": state}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError) as err:
-        load_model(tmp_path / "bad.pth", preset="tiny")
+        load_model(tmp_path / "bad.pth", preset="tiny", mode="tf")
     msg = str(err.value)
     assert "bad.pth" in msg and "1 missing: head.conv5_ctr.bias" in msg
     assert "1 unexpected: extra.weight" in msg and "encoder.body.pos_embed: file (1, 3, 128) vs model (1, 80, 128)" in msg
     with pytest.raises(CheckpointError, match="mis-shaped"):
-        load_model(tmp_path / "bad.pth", preset="base")  # wrong architecture
+        load_model(tmp_path / "bad.pth", preset="base", mode="tf", random_init=True)  # wrong architecture
 
 
 def test_patch_embed_rules():

@@ -28,7 +28,7 @@ def test_released_layout_needs_a_model_section(released_style):
 
 def test_released_layout_tracks_with_model_section(released_style):
     path, net = released_style
-    built = build_tracker(TrackerSpec(checkpoint=str(path), checkpoint_model={"preset": "tiny"},
+    built = build_tracker(TrackerSpec(checkpoint=str(path), checkpoint_model={"preset": "tiny", "mode": "tf"},
                                       tracker_preset="tf", compat="reference"))
     assert not built.random_init
     loaded = built.tracker.net.state_dict()

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from mvlm.commands.track import add_weights_options
 from mvlm.demo import (BackgroundServer, DemoError, FrameBroadcaster, load_tracker, open_source,
                        parse_box, run_demo, stream_app)
 
@@ -15,7 +16,10 @@ def _run(args: argparse.Namespace) -> int:
         init_box = parse_box(args.init_box)
         source = open_source(video=args.video, frames=args.frames, webcam=args.webcam)
         loaded = load_tracker(args.checkpoint, preset=args.preset, tracker_preset=args.tracker_preset,
-                              compat=args.compat, device=args.device, seed=args.seed)
+                              compat=args.compat, device=args.device, seed=args.seed,
+                              checkpoint_preset=args.checkpoint_preset,
+                              mode="bbox" if args.template_mode else args.mode,
+                              text_weights=args.text_weights, random_init=args.random_init)
     except (ValueError, OSError) as exc:
         print(f"mvlm demo: error: {exc}", file=sys.stderr)
         return 2
@@ -96,5 +100,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tracker preset (default: from the checkpoint, else tf)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init network")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
+    add_weights_options(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run)

@@ -24,22 +24,36 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
                    help="tracker setting override, e.g. --set tau=0.2 --set memory=false (repeatable)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init network")
+    add_weights_options(p)
+
+
+def add_weights_options(p: argparse.ArgumentParser) -> None:
+    """How to load a checkpoint: preset, mode, CLIP text file, explicit random parts (docs/weights.md)."""
     p.add_argument("--checkpoint-preset", default=None,
                    help="model preset of a checkpoint without a config inside (the released "
-                        "MVLM_TF.pth.tar: base); add --template-mode for a box+language network")
-    p.add_argument("--template-mode", action="store_true",
-                   help="with --checkpoint-preset: the network takes templates (bbox)")
-    p.add_argument("--text-weights", default=None, help="local CLIP weights file for a frozen text tower")
+                        "MVLM_TF.pth.tar / MVLM_BBOX.pth.tar: base); needs --mode")
+    p.add_argument("--mode", choices=["tf", "bbox"], default=None,
+                   help="the checkpoint's network: tf (template-free) or bbox (box+language); required "
+                        "for files that do not say (released .pth.tar), checked against those that do")
+    p.add_argument("--template-mode", action="store_true", help="same as --mode bbox")
+    p.add_argument("--text-weights", default=None,
+                   help="CLIP ViT-L/14 text weights for a frozen text tower (OpenAI ViT-L-14.pt, open_clip "
+                        "or HF file)")
+    p.add_argument("--random-init", action="store_true",
+                   help="allow a random CLIP text tower when no --text-weights (outputs say random_init)")
+
+
+def model_section_from_args(args: argparse.Namespace):
+    from mvlm.model.metadata import model_section
+
+    if args.template_mode and args.mode == "tf":
+        raise SystemExit("--template-mode contradicts --mode tf")
+    return model_section(args.checkpoint_preset, "bbox" if args.template_mode else args.mode,
+                         args.text_weights, args.random_init)
 
 
 def spec_from_args(args: argparse.Namespace) -> TrackerSpec:
-    model = None
-    if args.checkpoint_preset or args.text_weights:
-        model = {"preset": args.checkpoint_preset} if args.checkpoint_preset else {}
-        if args.template_mode:
-            model["template_free"] = False
-        if args.text_weights:
-            model["text"] = {"weights": args.text_weights}
+    model = model_section_from_args(args)
     return TrackerSpec(checkpoint=args.checkpoint, model_preset=args.model_preset, tracker_preset=args.preset,
                        compat=args.compat, overrides=tuple(args.overrides), device=args.device, seed=args.seed,
                        checkpoint_model=model)
@@ -109,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
     from mvlm.config import ConfigError
     from mvlm.data.sequence import DataError
     from mvlm.evaluate.results import format_boxes
+    from mvlm.model.metadata import CheckpointError
+    from mvlm.model.text import TextError
     from mvlm.track.tracker import TrackerError, build_tracker
 
     try:
@@ -123,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.max_frames and i >= args.max_frames:
                 break
             results.append(tracker.initialize(frame, args.text, box=box) if i == 0 else tracker.track(frame))
-    except (SourceError, DataError, TrackerError, ConfigError, OSError) as exc:
+    except (SourceError, DataError, TrackerError, ConfigError, CheckpointError, TextError, OSError) as exc:
         print(f"mvlm track: error: {exc}", file=sys.stderr)
         return 2
     boxes = np.array([r.box for r in results])

@@ -6,6 +6,8 @@ Reading
   `SafeUnpickler`, which admits only tensor rebuild functions, storage types and plain
   containers. Every other class (the authors' `AverageMeter`, `Settings`, ...) becomes an inert
   `Opaque` record: nothing is imported, nothing is called.
+- TorchScript archives (OpenAI's CLIP `ViT-L-14.pt`): `data.pkl` read the same way; the module
+  records become a flat state dict (`torch.jit.load` is never called: it would run the code).
 - legacy (pre-zip) torch files: `torch.load(weights_only=True)`.
 
 Writing: safetensors with metadata {preset, model_config (JSON), mode, tracker_preset}; frozen
@@ -20,7 +22,6 @@ import io
 import json
 import pickle
 import struct
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,12 @@ _ALLOWED = {
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): slice,
     ("builtins", "complex"): complex,
+    # TorchScript archives tag typed lists/dicts; the values are plain data
+    ("torch.jit._pickle", "restore_type_tag"): lambda value, _tag: value,
+    ("torch.jit._pickle", "build_intlist"): list,
+    ("torch.jit._pickle", "build_doublelist"): list,
+    ("torch.jit._pickle", "build_boollist"): list,
+    ("torch.jit._pickle", "build_tensorlist"): list,
 }
 
 
@@ -116,10 +123,11 @@ class SafeUnpickler(pickle.Unpickler):
     """Unpickler for a torch zip archive's data.pkl: storages come from the archive's records,
     only allow-listed callables exist, every other global becomes an `Opaque` subclass."""
 
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, folder: str = "data"):
         super().__init__(file)
         self.archive = archive
         self.prefix = prefix
+        self.folder = folder  # data.pkl's storages live in data/, constants.pkl's in constants/
         self.storages: dict[str, torch.Tensor] = {}
         self.opaque_classes: set[str] = set()
 
@@ -142,7 +150,7 @@ class SafeUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"unsupported storage type {storage_type!r}")
         key = str(key)
         if key not in self.storages:
-            data = self.archive.read(f"{self.prefix}/data/{key}")
+            data = self.archive.read(f"{self.prefix}/{self.folder}/{key}")
             dtype = storage_type.dtype
             if not data:
                 self.storages[key] = torch.empty(0, dtype=dtype)
@@ -151,26 +159,50 @@ class SafeUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
-def _read_torch_zip(path: Path) -> tuple[Any, set[str]]:
+def _module_tensors(obj: Any, prefix: str = "", out: dict | None = None, seen: set | None = None) -> dict:
+    """Flatten a TorchScript module tree (inert records whose state is the attribute dict) into
+    a state dict: tensors under their dotted attribute path, other attributes skipped."""
+    out = {} if out is None else out
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return out
+    seen.add(id(obj))
+    state = obj.state if isinstance(obj, Opaque) else obj
+    if not isinstance(state, dict):
+        return out
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor):
+            out[f"{prefix}{name}"] = value
+        elif isinstance(value, (Opaque, dict)):
+            _module_tensors(value, f"{prefix}{name}.", out, seen)
+    return out
+
+
+def _read_torch_zip(path: Path) -> tuple[Any, set[str], str]:
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
         if not pkls:
-            if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-                raise CheckpointError(f"{path}: a TorchScript archive, not a state dict; export a "
-                                      "state dict (safetensors) instead")
             raise CheckpointError(f"{path}: zip file without data.pkl: not a torch checkpoint")
         prefix = pkls[0].split("/")[0]
         order = f"{prefix}/byteorder"
         if order in names and archive.read(order).decode().strip() != "little":
             raise CheckpointError(f"{path}: big-endian torch archives are not supported")
         unpickler = SafeUnpickler(io.BytesIO(archive.read(pkls[0])), archive, prefix)
-        return unpickler.load(), unpickler.opaque_classes
+        obj = unpickler.load()
+        if f"{prefix}/constants.pkl" not in names and not any(n.startswith(f"{prefix}/code/") for n in names):
+            return obj, unpickler.opaque_classes, "torch-zip"
+        # TorchScript (e.g. OpenAI's ViT-L-14.pt): read as data only, never torch.jit.load (it
+        # would run the archive's code); the module tree becomes a flat state dict
+        state = _module_tensors(obj)
+        if not state:
+            raise CheckpointError(f"{path}: TorchScript archive without tensors")
+        return state, unpickler.opaque_classes, "torchscript"
 
 
 def read_checkpoint(path: str | Path) -> tuple[Any, dict]:
     """Load a file's content without executing anything. Returns (object, info) where info has
-    `format` (safetensors | torch-zip | torch-legacy), `metadata` (safetensors) and
+    `format` (safetensors | torch-zip | torchscript | torch-legacy), `metadata` (safetensors) and
     `opaque_classes` (classes that were replaced by inert records)."""
     path = Path(path)
     if not path.is_file():
@@ -184,8 +216,8 @@ def read_checkpoint(path: str | Path) -> tuple[Any, dict]:
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}
             return tensors, {"format": "safetensors", "metadata": metadata, "opaque_classes": []}
         if zipfile.is_zipfile(path):
-            obj, opaque = _read_torch_zip(path)
-            return obj, {"format": "torch-zip", "metadata": {}, "opaque_classes": sorted(opaque)}
+            obj, opaque, kind = _read_torch_zip(path)
+            return obj, {"format": kind, "metadata": {}, "opaque_classes": sorted(opaque)}
         obj = torch.load(path, map_location="cpu", weights_only=True)
         return obj, {"format": "torch-legacy", "metadata": {}, "opaque_classes": []}
     except CheckpointError:
@@ -393,32 +425,47 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
 
 
 def load_model(path: str | Path, preset: str | None = None, overrides: dict | None = None,
-               text_weights: str | None = None, device: str | torch.device = "cpu"):
-    """Build the network a checkpoint describes and load it strictly -> (MVLMNet, meta).
+               text_weights: str | None = None, device: str | torch.device = "cpu", mode: str | None = None,
+               random_init: bool = False, text_half: bool = False):
+    """The one model loader: build the network a checkpoint describes, load it strictly ->
+    (MVLMNet, meta). Used by track, evaluate, the pipeline, demo, serve and the widget (through
+    `build_tracker`).
 
-    Suite checkpoints carry their model config; other files (e.g. the released
-    `MVLM_TF.pth.tar`) need `preset` (and `overrides`). `text_weights` replaces the CLIP file path
-    of a frozen tower (it is not inside the checkpoint). The pretrained backbone file is not
-    loaded: the checkpoint holds the full encoder.
+    Suite safetensors carry their model config and mode; other files (the released
+    `MVLM_TF.pth.tar` / `MVLM_BBOX.pth.tar`) need `preset` and `mode` ('tf' | 'bbox'): both
+    have the same keys, so a missing mode is an error, never a guess. `overrides` is a model
+    section (model-config overrides plus `preset`, `mode`, `random_init`). A frozen CLIP tower
+    is not in checkpoints: `text_weights` (or text.weights) must name its file, or `random_init`
+    must allow a random tower (meta then says `random_init`). `text_half` runs the CLIP tower
+    in fp16 (what the reference's clip.load does on CUDA). Every file problem is a
+    CheckpointError / TextError naming the file, raised before weights are built.
     """
     from mvlm.model.net import MVLMNet
 
-    obj, info = read_checkpoint(path)
-    cfg, meta = describe_model(info["metadata"], info["format"], str(path), preset, overrides)
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    section = dict(overrides or {})
     if text_weights is not None:
-        cfg = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, weights=text_weights))
+        section["text"] = {**section.get("text", {}), "weights": str(text_weights)}
+    if not is_safetensors(path):  # a torch file: no metadata, check the stated model first
+        describe_model({}, "torch", str(path), preset, section, mode, random_init)
+    obj, info = read_checkpoint(path)
+    cfg, meta = describe_model(info["metadata"], info["format"], str(path), preset, section, mode, random_init)
     state = extract_state_dict(obj, str(path))
     with torch.device("meta"):  # check keys before paying for real weights (and CLIP)
         shapes = expected_shapes(MVLMNet(dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, weights=None))))
     report = compare_keys(shapes, state)
     if not report.ok:
-        raise CheckpointError(f"{path}: does not fit the model (preset {cfg.preset}): {report.describe()}")
-    if cfg.text.tower and cfg.text.frozen and not cfg.text.weights:
-        warnings.warn(f"{path}: frozen text tower without CLIP weights (text.weights): sentences "
-                      "will be encoded by a randomly initialised tower", stacklevel=2)
+        raise CheckpointError(f"{path}: does not fit the model (preset {cfg.preset}, mode {meta['mode']}): "
+                              f"{report.describe()}")
     model = MVLMNet(cfg)
     load_state_dict_strict(model, state, str(path))
-    return model.to(device).eval(), meta
+    model = model.to(device).eval()
+    if text_half and model.text_encoder.clip is not None:
+        model.text_encoder.set_half(True)
+        meta["text_dtype"] = "float16"
+    return model, meta
 
 
 def inspect_checkpoint(path: str | Path, preset: str | None = None, overrides: dict | None = None) -> dict:

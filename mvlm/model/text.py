@@ -90,19 +90,96 @@ def tokenize(texts: Sequence[str], clip_model: str, context_length: int) -> torc
 # CLIP weights from a local file
 
 
+# the three layouts of CLIP text weights (docs/weights.md):
+#   openai-torchscript  OpenAI's ViT-L-14.pt (what clip.load caches in ~/.cache/clip), read as data
+#   open_clip           a state dict in open_clip / OpenAI names (token_embedding.weight, transformer.resblocks.N...)
+#   hf                  Hugging Face openai/clip-vit-large-patch14 (text_model.* names)
 _TOWER_PREFIXES = ("", "text.", "model.", "module.", "clip.", "text_encoder.clip.")
+_HF_PREFIX = "text_model."
+_HF_BLOCK = {  # HF name inside encoder.layers.N -> open_clip name inside transformer.resblocks.N
+    "self_attn.out_proj": "attn.out_proj", "layer_norm1": "ln_1", "layer_norm2": "ln_2",
+    "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
+}
+
+
+def hf_to_open_clip(state: dict[str, torch.Tensor], source: str = "weights") -> dict[str, torch.Tensor]:
+    """Hugging Face CLIPTextModel names -> open_clip names; q/k/v projections are stacked into
+    `attn.in_proj_weight` / `in_proj_bias` (q, k, v order, as nn.MultiheadAttention keeps them)."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        if key.startswith("text_projection."):  # HF Linear(width, embed): weight is open_clip's transposed
+            out["text_projection"] = value.t()
+            continue
+        if not key.startswith(_HF_PREFIX):
+            continue  # vision tower, logit_scale, ...
+        key = key[len(_HF_PREFIX):]
+        if key == "embeddings.token_embedding.weight":
+            out["token_embedding.weight"] = value
+        elif key == "embeddings.position_embedding.weight":
+            out["positional_embedding"] = value
+        elif key.startswith("final_layer_norm."):
+            out["ln_final." + key.split(".", 1)[1]] = value
+        elif key.startswith("encoder.layers."):
+            index, rest = key[len("encoder.layers."):].split(".", 1)
+            module, param = rest.rsplit(".", 1)
+            if module in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"):
+                qkv.setdefault((index, param), {})[module[-6]] = value
+            elif module in _HF_BLOCK:
+                out[f"transformer.resblocks.{index}.{_HF_BLOCK[module]}.{param}"] = value
+    for (index, param), parts in qkv.items():
+        if sorted(parts) != ["k", "q", "v"]:
+            raise TextError(f"{source}: layer {index} lacks one of q/k/v_proj.{param}")
+        out[f"transformer.resblocks.{index}.attn.in_proj_{param}"] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    return out
+
+
+def read_clip_text_state(path: str | Path) -> tuple[str, dict[str, torch.Tensor]]:
+    """(layout, state) of a CLIP weights file in any of the three layouts: the text-tower tensors
+    in open_clip names (no prefix, fp32; `ln_final.*` and `text_projection` when present).
+    Never runs code from the file. Errors name the file."""
+    from mvlm.model.checkpoint import read_checkpoint, extract_state_dict  # late: checkpoint imports net
+
+    path = Path(path)
+    if not path.is_file():
+        raise TextError(f"{path}: CLIP text weights file not found")
+    obj, info = read_checkpoint(path)
+    state = extract_state_dict(obj, str(path))
+    if f"{_HF_PREFIX}embeddings.token_embedding.weight" in state:
+        layout, state = "hf", hf_to_open_clip(state, str(path))
+    else:
+        for prefix in _TOWER_PREFIXES:
+            if f"{prefix}token_embedding.weight" in state:
+                break
+        else:
+            raise TextError(f"{path}: no CLIP text tower found (no 'token_embedding.weight' nor "
+                            f"'{_HF_PREFIX}embeddings.token_embedding.weight' key)")
+        layout = "openai-torchscript" if info["format"] == "torchscript" else "open_clip"
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and not k[len(prefix):].startswith("visual.")}
+    keep = ("token_embedding.", "positional_embedding", "transformer.resblocks.", "ln_final.", "text_projection")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items() if k.startswith(keep)
+             and not k.endswith("attn_mask")}
+    return layout, state
+
+
+def clip_text_shape(state: dict[str, torch.Tensor], source: str = "weights") -> dict[str, int]:
+    """Width, layers, context and vocabulary; heads are not stored in weights: width / 64, as in
+    every OpenAI CLIP text tower."""
+    try:
+        vocab, width = state["token_embedding.weight"].shape
+        context = state["positional_embedding"].shape[0]
+    except (KeyError, ValueError) as exc:
+        raise TextError(f"{source}: not a CLIP text tower ({exc})") from exc
+    layers = len({k.split(".")[2] for k in state if k.startswith("transformer.resblocks.")})
+    return {"width": int(width), "layers": layers, "heads": max(1, int(width) // 64),
+            "context_length": int(context), "vocab_size": int(vocab)}
 
 
 def _text_tower_state(state: dict[str, torch.Tensor], tower: nn.Module, path: Path) -> dict[str, torch.Tensor]:
-    """Pick the text-tower tensors out of a CLIP state dict (OpenAI / open_clip / CustomTextCLIP
-    layouts); crop the position table when our context is shorter than the file's."""
+    """The tower's tensors out of a CLIP text state (open_clip names); crop the position table
+    when our context is shorter than the file's."""
     wanted = tower.state_dict()
-    for prefix in _TOWER_PREFIXES:
-        if f"{prefix}token_embedding.weight" in state:
-            break
-    else:
-        raise TextError(f"{path}: no CLIP text tower found (no '*token_embedding.weight' key)")
-    picked = {k: state[f"{prefix}{k}"] for k in wanted if f"{prefix}{k}" in state}
+    picked = {k: state[k] for k in wanted if k in state}
     missing = [k for k in wanted if k not in picked]
     if missing:
         raise TextError(f"{path}: text tower tensors missing: {', '.join(missing[:8])}"
@@ -115,17 +192,17 @@ def _text_tower_state(state: dict[str, torch.Tensor], tower: nn.Module, path: Pa
     bad = [f"{k}: file {tuple(v.shape)} vs tower {tuple(wanted[k].shape)}"
            for k, v in picked.items() if tuple(v.shape) != tuple(wanted[k].shape)]
     if bad:
-        raise TextError(f"{path}: text tower shapes differ from text config ({'; '.join(bad[:5])})")
+        raise TextError(f"{path}: CLIP text tower does not fit the text config: {'; '.join(bad[:5])}")
     return picked
 
 
-def load_clip_text_weights(tower: nn.Module, path: str | Path) -> None:
-    """Load CLIP text weights from a local safetensors / torch file (never downloads)."""
-    from mvlm.model.checkpoint import read_state_dict  # late import: checkpoint imports net
-
+def load_clip_text_weights(tower: nn.Module, path: str | Path) -> str:
+    """Load CLIP text weights from a local file in any supported layout (never downloads);
+    returns the layout found."""
     path = Path(path)
-    state = read_state_dict(path)
+    layout, state = read_clip_text_state(path)
     tower.load_state_dict(_text_tower_state(state, tower, path), strict=True)
+    return layout
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,7 +262,15 @@ class TextEncoder(nn.Module):
         x = self.clip.token_embedding(ids) + self.clip.positional_embedding[:seq]  # (B, L, W)
         mask = self.clip.attn_mask
         mask = None if mask is None else mask[:seq, :seq].to(x.dtype)
-        return self.clip.transformer(x, attn_mask=mask)
+        return self.clip.transformer(x, attn_mask=mask).to(self.text_proj.weight.dtype)
+
+    def set_half(self, enabled: bool = True) -> None:
+        """Run the frozen CLIP tower in fp16 (what the reference's clip.load does on CUDA);
+        text_proj and everything after it stay fp32."""
+        if self.clip is None or not self.frozen:
+            raise TextError("only a frozen CLIP tower can run in fp16")
+        self.clip.to(torch.float16 if enabled else torch.float32)
+        self._cache.clear()
 
     def pool(self, hidden: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Token selection (SLICING_MODE): full | eos_only | wo_pad. The EOT id is the largest."""

@@ -64,6 +64,11 @@ class ModelRequest(BaseModel):
     compat: str = "corrected"
     device: str = "cpu"
     seed: int = 0
+    # how to load a checkpoint without a config inside (released .pth.tar; docs/weights.md)
+    checkpoint_preset: Optional[str] = None
+    mode: Optional[str] = None  # tf | bbox
+    text_weights: Optional[str] = None  # CLIP text file (server-side path under the data root)
+    random_init: bool = False  # allow a random CLIP tower
 
 
 class PathRequest(BaseModel):
@@ -183,9 +188,12 @@ class TrackingSession:
         with self._lock:
             self._require_idle()
         checkpoint = str(self.paths.resolve(req.checkpoint, "checkpoint")) if req.checkpoint else None
+        text_weights = str(self.paths.resolve(req.text_weights, "text weights")) if req.text_weights else None
         try:
             loaded = load_tracker(checkpoint, preset=req.preset, tracker_preset=req.tracker_preset,
-                                  compat=req.compat, device=req.device, seed=req.seed)
+                                  compat=req.compat, device=req.device, seed=req.seed,
+                                  checkpoint_preset=req.checkpoint_preset, mode=req.mode,
+                                  text_weights=text_weights, random_init=req.random_init)
         except DemoError as exc:
             raise HTTPException(400, str(exc)) from exc
         except Exception as exc:  # a broken checkpoint must not kill the server
@@ -445,6 +453,12 @@ def create_app(cfg: ServeConfig | None = None) -> FastAPI:
         return {"model": list(MODEL_PRESETS), "tracker": list(TRACKER_PRESETS),
                 "compat": ["corrected", "reference"], "upload_limit_mb": cfg.upload_limit_mb,
                 "data_root": str(Path(cfg.data_root).resolve())}
+
+    @app.get("/api/checkpoints")
+    def checkpoints() -> dict:
+        from mvlm.model.loader import list_checkpoints
+
+        return {"checkpoints": list_checkpoints(Path(cfg.data_root) / "models")}
 
     @app.post("/api/model")
     def load_model(req: ModelRequest) -> dict:

@@ -118,7 +118,7 @@ def complete_description(spec: TrackerSpec, model_cfg: ModelConfig, meta: dict[s
     check_tracker_config(tracker_cfg, model_cfg)
     info = {
         "checkpoint": spec.checkpoint, "checkpoint_sha256": file_sha256(spec.checkpoint) if spec.checkpoint else None,
-        "random_init": not spec.checkpoint,
+        "random_init": not spec.checkpoint or bool(meta.get("random_init")),
         "seed": None if spec.checkpoint else spec.seed, "model_preset": model_cfg.preset,
         "checkpoint_meta": {k: v for k, v in meta.items() if k != "model_config"},
         "tracker": to_dict(tracker_cfg), "switches": resolve_switches(tracker_cfg), "device": spec.device,

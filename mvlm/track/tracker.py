@@ -523,7 +523,8 @@ def build_tracker(spec: TrackerSpec) -> BuiltTracker:
         path = checkpoint_path(spec)
         model_values = dict(spec.checkpoint_model or {})
         preset = model_values.pop("preset", None)
-        net, meta = load_model(path, preset=preset, overrides=model_values or None)
+        net, meta = load_model(path, preset=preset, overrides=model_values or None,  # fp16 CLIP as clip.load on CUDA
+                               text_half=spec.compat == "reference" and str(spec.device).startswith("cuda"))
         model_cfg = getattr(net, "cfg", None)
         if model_cfg is None:
             raise TrackerError(f"{path}: the loaded network carries no model config")
