@@ -109,6 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     from mvlm.config import ConfigError
     from mvlm.data.sequence import DataError
     from mvlm.evaluate.results import format_boxes
+    from mvlm.model.metadata import CheckpointError
     from mvlm.track.tracker import TrackerError, build_tracker
 
     try:
@@ -123,8 +124,9 @@ def _run(args: argparse.Namespace) -> int:
             if args.max_frames and i >= args.max_frames:
                 break
             results.append(tracker.initialize(frame, args.text, box=box) if i == 0 else tracker.track(frame))
-    except (SourceError, DataError, TrackerError, ConfigError, OSError) as exc:
-        print(f"mvlm track: error: {exc}", file=sys.stderr)
+    except (SourceError, DataError, TrackerError, ConfigError, CheckpointError, OSError) as exc:
+        # one line naming the file (a corrupt checkpoint used to end in a traceback)
+        print(f"mvlm track: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     boxes = np.array([r.box for r in results])
     text = format_boxes(boxes)
