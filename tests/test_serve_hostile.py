@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -311,3 +312,26 @@ def test_given_work_dir_keeps_the_folder_but_not_our_files(tmp_path):
     srv.process.send_signal(signal.SIGTERM)
     assert srv.process.wait(timeout=30) in (0, -signal.SIGTERM)
     assert work.is_dir() and list((work / "uploads").iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# the page's own JS under the new rules
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="Node.js not installed")
+def test_the_page_js_uploads_and_posts_under_the_rules(server, tmp_path):
+    """app.js in Node with a stub DOM against the live server, with a browser's Origin."""
+    from mvlm.serve.app import STATIC_DIR
+
+    video = small_video(tmp_path / "clip.avi")
+    run = subprocess.run(["node", str(Path(__file__).with_name("ui_js_harness.js")), str(STATIC_DIR / "app.js"),
+                          server.url, str(video)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["upload"] == "ok" and out["stop"] == "ok", out
+    assert len(uploads(server)) == 1
+    posts = [s for s in out["sent"] if s["method"] == "POST"]
+    assert {s["url"].split("?")[0] for s in posts} >= {"api/video/upload", "api/track/stop"}
+    assert all(s["headers"].get("X-MVLM-Client") for s in posts), posts
+    upload = next(s for s in posts if s["url"].startswith("api/video/upload"))
+    assert upload["headers"]["Content-Type"] == "application/octet-stream"
