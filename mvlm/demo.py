@@ -40,6 +40,19 @@ class DemoError(ValueError):
     """Bad demo input (unreadable video, bad box, empty sentence...). The message names it."""
 
 
+class PathRefused(DemoError):
+    """A frame folder or frame file resolves (after symlinks) outside the allowed roots."""
+
+
+class PartialRun(DemoError):
+    """The run stopped part-way; what was tracked is in the ``.partial`` files named here."""
+
+    def __init__(self, message: str, partial: list[str], interrupted: bool = False):
+        super().__init__(message)
+        self.partial = partial
+        self.interrupted = interrupted
+
+
 # --------------------------------------------------------------------------------------------
 # frame sources
 
@@ -65,21 +78,39 @@ class FrameSource:
         raise DemoError(f"{self.name}: no frames")
 
 
-class ImageFolderSource(FrameSource):
-    """Images of a folder in natural order; a LaSOT sequence folder is read from its ``img/``."""
+def confine(path: Path, roots: Optional[list[Path]], what: str) -> None:
+    """`PathRefused` unless ``realpath(path)`` lies inside one of `roots` (None: no check)."""
+    if roots is None:
+        return
+    real = Path(os.path.realpath(path))
+    if not any(real.is_relative_to(root) for root in roots):
+        # the target is not named: it lies outside what the caller may see
+        raise PathRefused(f"{path}: {what} resolves outside the allowed roots (symlink out)")
 
-    def __init__(self, folder: str | Path):
+
+class ImageFolderSource(FrameSource):
+    """Images of a folder in natural order; a LaSOT sequence folder is read from its ``img/``.
+
+    With `roots`, the folder and every frame file must resolve (symlinks followed) inside one
+    of them: checked when listing and again just before each file is read.
+    """
+
+    def __init__(self, folder: str | Path, roots: Optional[list[Path]] = None):
         folder = Path(folder)
+        self.roots = None if roots is None else [Path(os.path.realpath(r)) for r in roots]
         if not folder.is_dir():
             raise DemoError(f"{folder}: frame folder not found")
         if (folder / "img").is_dir():
             folder = folder / "img"
+        confine(folder, self.roots, "frame folder")
         self.paths = sorted(
             (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
             key=_natural_key,
         )
         if not self.paths:
             raise DemoError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        for path in self.paths:
+            confine(path, self.roots, "frame file")
         self.name = str(folder)
         self.frame_count = len(self.paths)
 
@@ -87,6 +118,7 @@ class ImageFolderSource(FrameSource):
         from mvlm.data.image import read_rgb
 
         for path in self.paths:
+            confine(path, self.roots, "frame file")  # it may have been swapped for a link since
             try:
                 yield read_rgb(path)
             except DataError as exc:
@@ -158,10 +190,15 @@ def open_source(video: str | Path | None = None, frames: str | Path | None = Non
     return CaptureSource(video)
 
 
-def open_path(path: str | Path) -> FrameSource:
-    """A server-side path: a frame folder (or LaSOT sequence) or a video file."""
+def open_path(path: str | Path, roots: Optional[list[Path]] = None) -> FrameSource:
+    """A server-side path: a frame folder (or LaSOT sequence) or a video file; with `roots`,
+    everything read must resolve inside them."""
     path = Path(path)
-    return ImageFolderSource(path) if path.is_dir() else CaptureSource(path)
+    if path.is_dir():
+        return ImageFolderSource(path, roots)
+    if roots is not None:
+        confine(path, [Path(os.path.realpath(r)) for r in roots], "video file")
+    return CaptureSource(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,8 +409,21 @@ def encode_jpeg(frame_rgb: np.ndarray, quality: int = 80) -> bytes:
     return buf.tobytes()
 
 
+def partial_name(path: Path) -> Path:
+    """Where an unfinished run's output goes: ``results.txt`` -> ``results.txt.partial``,
+    ``out.mp4`` -> ``out.partial.mp4`` (a video keeps its extension so players open it)."""
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return path.with_name(f"{path.stem}.partial{path.suffix}")
+    return path.with_name(path.name + ".partial")
+
+
 class VideoWriterMP4:
-    """Annotated frames to an mp4 (OpenCV ``mp4v``); opened lazily at the first frame's size."""
+    """Annotated frames to an mp4 (OpenCV ``mp4v``); opened lazily at the first frame's size.
+
+    Frames go to a temporary file beside `path`; `close(ok=True)` moves it onto `path`,
+    `close(ok=False)` onto `partial_name(path)` (or deletes it when no frame was written), so
+    an existing file at `path` is only ever replaced by a finished video.
+    """
 
     def __init__(self, path: str | Path, fps: float = 30.0):
         self.path = Path(path)
@@ -382,43 +432,59 @@ class VideoWriterMP4:
         self.count = 0
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        # the suffix stays last: OpenCV picks the container from it
+        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
 
     def write(self, frame_rgb: np.ndarray) -> None:
         import cv2
 
         if self._writer is None:
             h, w = frame_rgb.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
+                self._writer = None
+                self._tmp.unlink(missing_ok=True)
                 raise DemoError(f"{self.path}: cannot open a video writer (mp4v) here")
         self._writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
         self.count += 1
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+    def close(self, ok: bool = True) -> Optional[Path]:
+        """Finish the file; returns where it went (None when nothing was written)."""
+        if self._writer is None:
+            return None
+        self._writer.release()
+        self._writer = None
+        if self.count == 0:
+            self._tmp.unlink(missing_ok=True)
+            return None
+        dest = self.path if ok else partial_name(self.path)
+        os.replace(self._tmp, dest)
+        return dest
 
 
 class ResultsWriter:
-    """``x,y,w,h`` per frame (comma-separated ``%.4f``), written to a temp file, renamed at close."""
+    """``x,y,w,h`` per frame (comma-separated ``%.4f``), kept in memory (~40 bytes a frame) and
+    written atomically at `close`: onto `path` when the run finished (`ok`), else onto
+    `partial_name(path)`; nothing at all when no frame was tracked."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
-        self._fh = open(self._tmp, "w")
-        self.count = 0
+        self.lines: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.lines)
 
     def write(self, box: np.ndarray) -> None:
-        self._fh.write(",".join(f"{v:.4f}" for v in np.asarray(box, float).reshape(4)) + "\n")
-        self.count += 1
+        self.lines.append(",".join(f"{v:.4f}" for v in np.asarray(box, float).reshape(4)) + "\n")
 
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-            os.replace(self._tmp, self.path)
+    def close(self, ok: bool = True) -> Optional[Path]:
+        from mvlm import atomic
+
+        if not self.lines:
+            return None
+        dest = self.path if ok else partial_name(self.path)
+        return atomic.write_text(dest, "".join(self.lines))
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,10 +610,17 @@ class DemoSummary:
     modes: dict = field(default_factory=dict)  # mode -> frame count
     video: Optional[str] = None
     results: Optional[str] = None
+    expected_frames: int = -1  # what the source said it holds (-1 unknown)
+    stopped_early: bool = False  # --max-frames reached
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def truncated(self) -> bool:
+        """Fewer frames decoded than the container reports (a cut or damaged file)."""
+        return not self.stopped_early and 0 < self.frames < self.expected_frames
 
 
 def run_demo(source: FrameSource, tracker: Any, text: str, init_box: Optional[np.ndarray] = None,
@@ -556,18 +629,23 @@ def run_demo(source: FrameSource, tracker: Any, text: str, init_box: Optional[np
              on_frame: Optional[Callable[[FrameResult, float], None]] = None) -> DemoSummary:
     """Track `text` through `source`; frame 0 initializes (and is predicted), then `track`.
 
-    Writes one results line and one annotated video frame per processed frame.
+    Writes one results line and one annotated video frame per processed frame; the files
+    appear only when the run finishes. If it stops part-way (a corrupt frame, Ctrl-C), what was
+    tracked goes to ``.partial`` files and `PartialRun` names them; when nothing was tracked,
+    no file is created and existing ones are untouched.
     """
     text = check_text(text)
     writer = VideoWriterMP4(video_out, source.fps) if video_out else None
     results = ResultsWriter(results_out) if results_out else None
     summary = DemoSummary(video=str(video_out) if video_out else None,
-                          results=str(results_out) if results_out else None)
+                          results=str(results_out) if results_out else None,
+                          expected_frames=source.frame_count)
     meter = FpsMeter()
     start = time.perf_counter()
     try:
         for index, frame in enumerate(source.frames()):
             if max_frames is not None and index >= max_frames:
+                summary.stopped_early = True
                 break
             res = initialize(tracker, frame, text, init_box, index) if index == 0 else track(tracker, frame, index)
             fps = meter.tick()
@@ -584,13 +662,22 @@ def run_demo(source: FrameSource, tracker: Any, text: str, init_box: Optional[np
                     broadcaster.publish(encode_jpeg(shown), status_of(res, text, fps, source.frame_count))
             if on_frame:
                 on_frame(res, fps)
-    finally:
+    except BaseException as exc:
         summary.seconds = time.perf_counter() - start
-        if writer:
-            writer.close()
-        if results:
-            results.close()
-    if summary.frames == 0:
+        kept = [str(p) for p in (writer.close(ok=False) if writer else None,
+                                 results.close(ok=False) if results else None) if p is not None]
+        if not kept:
+            raise
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
+        raise PartialRun(f"{why}; stopped after {summary.frames} frames: partial output in "
+                         f"{', '.join(kept)}", kept, isinstance(exc, KeyboardInterrupt)) from exc
+    summary.seconds = time.perf_counter() - start
+    done = summary.frames > 0
+    if writer:
+        writer.close(ok=done)
+    if results:
+        results.close(ok=done)
+    if not done:
         raise DemoError(f"{source.name}: no frames could be read")
     return summary
 

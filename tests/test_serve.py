@@ -39,7 +39,8 @@ def data_root(tmp_path) -> Path:
 @pytest.fixture()
 def client(data_root, tmp_path):
     app = create_app(ServeConfig(data_root=data_root, upload_limit_mb=0.05, work_dir=tmp_path / "work"))
-    with TestClient(app) as c:
+    # the page's rules: a loopback Host and the client header on every request
+    with TestClient(app, base_url="http://127.0.0.1", headers={"X-MVLM-Client": "1"}) as c:
         yield c
 
 
@@ -133,14 +134,16 @@ def test_upload_is_sanitized_and_size_limited(client, tmp_path):
     session = client.app.state.session
     data = small_video(tmp_path / "up.mp4").read_bytes()
     assert len(data) < 0.05 * 1024 * 1024
-    ok = client.post("/api/video/upload", params={"filename": "../../evil name;rm.mp4"}, content=data)
+    octet = {"Content-Type": "application/octet-stream"}
+    ok = client.post("/api/video/upload", params={"filename": "../../evil name;rm.mp4"}, content=data,
+                     headers=octet)
     assert ok.status_code == 200, ok.text
     saved = list(session.upload_dir.iterdir())
     assert len(saved) == 1 and saved[0].parent == session.upload_dir
     assert re.fullmatch(r"[0-9a-f]{8}_evil_name_rm\.mp4", saved[0].name)
     assert ok.json()["frame_count"] == 8 and ok.json()["bytes"] == len(data)
 
-    big = client.post("/api/video/upload", params={"filename": "big.mp4"}, content=b"\0" * 60_000)
+    big = client.post("/api/video/upload", params={"filename": "big.mp4"}, content=b"\0" * 60_000, headers=octet)
     assert big.status_code == 413
     assert len(list(session.upload_dir.iterdir())) == 1  # nothing left behind
 
@@ -148,8 +151,10 @@ def test_upload_is_sanitized_and_size_limited(client, tmp_path):
         for _ in range(10):
             yield b"\0" * 10_000
 
-    assert client.post("/api/video/upload", params={"filename": "s.mp4"}, content=chunks()).status_code == 413
-    assert client.post("/api/video/upload", params={"filename": "page.html"}, content=data).status_code == 400
+    assert client.post("/api/video/upload", params={"filename": "s.mp4"}, content=chunks(),
+                       headers=octet).status_code == 413
+    assert client.post("/api/video/upload", params={"filename": "page.html"}, content=data,
+                       headers=octet).status_code == 400
     assert len(list(session.upload_dir.iterdir())) == 1
 
 

@@ -7,8 +7,8 @@ import sys
 import time
 
 from mvlm.commands.track import add_weights_options
-from mvlm.demo import (BackgroundServer, DemoError, FrameBroadcaster, load_tracker, open_source,
-                       parse_box, run_demo, stream_app)
+from mvlm.demo import (BackgroundServer, DemoError, FrameBroadcaster, PartialRun, load_tracker,
+                       open_source, parse_box, run_demo, stream_app)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -50,6 +50,9 @@ def _run(args: argparse.Namespace) -> int:
         summary = run_demo(source, loaded.tracker, args.text, init_box, video_out=args.out,
                            results_out=args.results, broadcaster=broadcaster,
                            max_frames=args.max_frames, on_frame=progress)
+    except PartialRun as exc:  # the finished-run files were not touched
+        print(f"mvlm demo: error: {exc}", file=sys.stderr)
+        return 130 if exc.interrupted else 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -68,6 +71,10 @@ def _run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 pass
         server.stop()
+    if summary.truncated:
+        print(f"WARNING: {source.name}: read {summary.frames} frames, but the file reports "
+              f"{summary.expected_frames} (truncated or damaged?); results cover the {summary.frames} "
+              "frames read", file=sys.stderr)
     modes = ", ".join(f"{k}: {v}" for k, v in sorted(summary.modes.items()))
     print(f"{summary.frames} frames in {summary.seconds:.2f} s ({summary.fps:.1f} FPS overall; "
           f"modes {modes})", file=sys.stderr)

@@ -140,7 +140,8 @@ def _run(args: argparse.Namespace) -> int:
                 break
             results.append(tracker.initialize(frame, args.text, box=box) if i == 0 else tracker.track(frame))
     except (SourceError, DataError, TrackerError, ConfigError, CheckpointError, TextError, OSError) as exc:
-        print(f"mvlm track: error: {exc}", file=sys.stderr)
+        # one line naming the file (a corrupt checkpoint used to end in a traceback)
+        print(f"mvlm track: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     boxes = np.array([r.box for r in results])
     text = format_boxes(boxes)

@@ -36,6 +36,10 @@ from mvlm.model.metadata import CheckpointError, config_from_metadata, describe_
 
 FORMAT_VERSION = "1"
 STATE_KEYS = ("net", "state_dict", "model", "module")  # where training dicts keep the weights
+# torch.save stores archive members uncompressed: a member that inflates far past the file's
+# own size is a zip bomb, refused before anything is inflated
+INFLATE_RATIO = 16
+INFLATE_FLOOR = 64 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,11 +127,12 @@ class SafeUnpickler(pickle.Unpickler):
     """Unpickler for a torch zip archive's data.pkl: storages come from the archive's records,
     only allow-listed callables exist, every other global becomes an `Opaque` subclass."""
 
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, folder: str = "data"):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, folder: str = "data", lazy: bool = False):
         super().__init__(file)
         self.archive = archive
         self.prefix = prefix
         self.folder = folder  # data.pkl's storages live in data/, constants.pkl's in constants/
+        self.lazy = lazy  # storages as "meta" tensors: shapes and dtypes, no bytes read
         self.storages: dict[str, torch.Tensor] = {}
         self.opaque_classes: set[str] = set()
 
@@ -149,6 +154,9 @@ class SafeUnpickler(pickle.Unpickler):
         if not isinstance(storage_type, _StorageType):
             raise pickle.UnpicklingError(f"unsupported storage type {storage_type!r}")
         key = str(key)
+        if key not in self.storages and self.lazy:
+            self.archive.getinfo(f"{self.prefix}/data/{key}")  # KeyError when the record is missing
+            self.storages[key] = torch.empty(int(numel), dtype=storage_type.dtype, device="meta")
         if key not in self.storages:
             data = self.archive.read(f"{self.prefix}/{self.folder}/{key}")
             dtype = storage_type.dtype
@@ -157,6 +165,16 @@ class SafeUnpickler(pickle.Unpickler):
             else:
                 self.storages[key] = torch.frombuffer(bytearray(data), dtype=dtype)
         return self.storages[key]
+
+
+def _check_inflation(path: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse when `members` would inflate past max(INFLATE_RATIO x file size, INFLATE_FLOOR)."""
+    total = sum(m.file_size for m in members)
+    limit = max(INFLATE_RATIO * path.stat().st_size, INFLATE_FLOOR)
+    if total > limit:
+        raise CheckpointError(f"{path}: archive members would inflate to {total:,} bytes from a "
+                              f"{path.stat().st_size:,}-byte file (limit {limit:,}): refusing a "
+                              "compressed or forged archive")
 
 
 def _module_tensors(obj: Any, prefix: str = "", out: dict | None = None, seen: set | None = None) -> dict:
@@ -178,7 +196,7 @@ def _module_tensors(obj: Any, prefix: str = "", out: dict | None = None, seen: s
     return out
 
 
-def _read_torch_zip(path: Path) -> tuple[Any, set[str], str]:
+def _read_torch_zip(path: Path, lazy: bool = False) -> tuple[Any, set[str], str]:
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
@@ -188,7 +206,9 @@ def _read_torch_zip(path: Path) -> tuple[Any, set[str], str]:
         order = f"{prefix}/byteorder"
         if order in names and archive.read(order).decode().strip() != "little":
             raise CheckpointError(f"{path}: big-endian torch archives are not supported")
-        unpickler = SafeUnpickler(io.BytesIO(archive.read(pkls[0])), archive, prefix)
+        infos = archive.infolist()
+        _check_inflation(path, [i for i in infos if i.filename == pkls[0]] if lazy else infos)
+        unpickler = SafeUnpickler(io.BytesIO(archive.read(pkls[0])), archive, prefix, lazy=lazy)
         obj = unpickler.load()
         if f"{prefix}/constants.pkl" not in names and not any(n.startswith(f"{prefix}/code/") for n in names):
             return obj, unpickler.opaque_classes, "torch-zip"
@@ -200,10 +220,34 @@ def _read_torch_zip(path: Path) -> tuple[Any, set[str], str]:
         return state, unpickler.opaque_classes, "torchscript"
 
 
-def read_checkpoint(path: str | Path) -> tuple[Any, dict]:
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+                       "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
+                       "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def _meta_tensor(shape: list[int], dtype: str) -> torch.Tensor:
+    return torch.empty(shape, dtype=_SAFETENSORS_DTYPES.get(dtype, torch.uint8), device="meta")
+
+
+def _reason(exc: Exception) -> str:
+    """One line about why a reader failed, without torch's advice to retry with
+    ``weights_only=False`` (that would run code from the file)."""
+    text = str(exc)
+    if "weights_only" in text:  # torch's message: the real cause follows "WeightsUnpickler error:"
+        cause = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else ""
+        text = cause.split("Check the documentation", 1)[0].strip() or "not a torch pickle"
+    line = " ".join(text.split())
+    line = line.split(" This is an internal")[0]  # miniz's paragraph of advice
+    return f"{type(exc).__name__}: {line[:200]}"
+
+
+def read_checkpoint(path: str | Path, lazy: bool = False) -> tuple[Any, dict]:
     """Load a file's content without executing anything. Returns (object, info) where info has
     `format` (safetensors | torch-zip | torchscript | torch-legacy), `metadata` (safetensors) and
-    `opaque_classes` (classes that were replaced by inert records)."""
+    `opaque_classes` (classes that were replaced by inert records).
+
+    `lazy`: tensors come back on the "meta" device (shape and dtype only; safetensors headers,
+    torch-zip pickle records), so inspecting a file never inflates its weights."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -213,10 +257,14 @@ def read_checkpoint(path: str | Path) -> tuple[Any, dict]:
 
             with safe_open(str(path), framework="pt") as fh:
                 metadata = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+                if lazy:
+                    tensors = {k: _meta_tensor(fh.get_slice(k).get_shape(), fh.get_slice(k).get_dtype())
+                               for k in fh.keys()}
+                else:
+                    tensors = {k: fh.get_tensor(k) for k in fh.keys()}
             return tensors, {"format": "safetensors", "metadata": metadata, "opaque_classes": []}
         if zipfile.is_zipfile(path):
-            obj, opaque, kind = _read_torch_zip(path)
+            obj, opaque, kind = _read_torch_zip(path, lazy=lazy)
             return obj, {"format": kind, "metadata": {}, "opaque_classes": sorted(opaque)}
         obj = torch.load(path, map_location="cpu", weights_only=True)
         return obj, {"format": "torch-legacy", "metadata": {}, "opaque_classes": []}
@@ -224,8 +272,7 @@ def read_checkpoint(path: str | Path) -> tuple[Any, dict]:
         raise
     except Exception as exc:  # noqa: BLE001 - every reader failure becomes one clear message
         raise CheckpointError(
-            f"{path}: cannot read checkpoint (truncated or corrupt file, or not a checkpoint): "
-            f"{type(exc).__name__}: {exc}"
+            f"{path}: cannot read checkpoint (truncated or corrupt file, or not a checkpoint): {_reason(exc)}"
         ) from exc
 
 
@@ -473,7 +520,7 @@ def inspect_checkpoint(path: str | Path, preset: str | None = None, overrides: d
     suite metadata, how it matches that model (missing / unexpected / mis-shaped keys)."""
     from mvlm.model.net import MVLMNet
 
-    obj, info = read_checkpoint(path)
+    obj, info = read_checkpoint(path, lazy=True)  # shapes and dtypes only: no weights inflated
     state = extract_state_dict(obj, str(path))
     result: dict[str, Any] = {
         "path": str(path),

@@ -7,12 +7,20 @@ CORS, upload names sanitized and size-limited (413), server paths confined to al
 each model load builds its configs from scratch (no process-wide config), a sample video
 comes from the embedded generator, relative URLs only (no hard-coded port), the first frame
 is tracked, and changing the sentence re-initializes on the frame on screen.
+
+Hardening (docs/reliability.md, "Server"): `RequestGuard` answers only allow-listed Host names
+(DNS rebinding), refuses state-changing requests from foreign origins or without the
+`X-MVLM-Client` header / a JSON body (CSRF), caps request bodies; uploads must be
+``application/octet-stream``; frame folders are confined after symlinks; no Swagger CDN page;
+temporary files go at shutdown; every refusal is a 4xx with a JSON ``detail``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -20,19 +28,28 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
 
 from mvlm.demo import (MJPEG_MEDIA_TYPE, VIDEO_SUFFIXES, DemoError, FpsMeter, FrameBroadcaster,
-                       FrameResult, FrameSource, LoadedTracker, annotate, check_box, check_text,
-                       encode_jpeg, initialize, load_tracker, mjpeg_parts, open_path, status_of, track)
+                       FrameResult, FrameSource, LoadedTracker, PathRefused, annotate, check_box,
+                       check_text, encode_jpeg, initialize, load_tracker, mjpeg_parts, open_path,
+                       status_of, track)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 HISTORY_LIMIT = 200_000  # entries kept for the timeline (a long video at 30 FPS is ~2 h)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+CLIENT_HEADER = "X-MVLM-Client"  # a custom header: a cross-site form or simple fetch cannot send it
+UPLOAD_PATH = "/api/video/upload"
+UPLOAD_TYPE = "application/octet-stream"
+SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both accept 0..2**32-1
+log = logging.getLogger("mvlm.serve")
 
 
 class _Stopped(Exception):
@@ -47,6 +64,8 @@ class ServeConfig:
     extra_roots: list[Path] = field(default_factory=list)
     upload_limit_mb: float = 200.0
     work_dir: Optional[Path] = None  # uploads and samples; a fresh temp folder when None
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # Host header names answered
+    json_limit_bytes: int = 64 * 1024  # every request body but an upload
 
     @property
     def upload_limit_bytes(self) -> int:
@@ -63,7 +82,7 @@ class ModelRequest(BaseModel):
     tracker_preset: Optional[str] = None
     compat: str = "corrected"
     device: str = "cpu"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     # how to load a checkpoint without a config inside (released .pth.tar; docs/weights.md)
     checkpoint_preset: Optional[str] = None
     mode: Optional[str] = None  # tf | bbox
@@ -79,7 +98,7 @@ class SampleRequest(BaseModel):
     frames: int = 60
     width: int = 256
     height: int = 192
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
 
 
 class StartRequest(BaseModel):
@@ -143,6 +162,125 @@ def make_sample(out_dir: Path, frames: int, width: int, height: int, seed: int) 
 
 
 # --------------------------------------------------------------------------------------------
+# request guard: Host allow-list, same origin, body size
+
+
+def host_name(value: Optional[str]) -> Optional[str]:
+    """``"LocalHost.:8080"`` -> ``"localhost"``, ``"[::1]:80"`` -> ``"::1"``; None when malformed."""
+    if not value or any(c.isspace() or c in "/?#@\\" for c in value):
+        return None
+    try:
+        parts = urlsplit("//" + value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    return (parts.hostname or "").rstrip(".") or None
+
+
+def _netloc(scheme: str, value: str) -> Optional[tuple[str, int]]:
+    """(host, port) with the scheme's default port filled in; None when malformed."""
+    try:
+        parts = urlsplit(f"{scheme}://{value}")
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").rstrip(".")
+    default = {"http": 80, "https": 443}.get(scheme)
+    return (host, port or default) if host and (port or default) else None
+
+
+def origin_problem(headers: Headers) -> Optional[str]:
+    """Why a state-changing request may not come from this page; None when it may.
+
+    Origin (else Referer), when sent, must name this server (the Host it was sent to, which
+    the allow-list already vetted). Independently, the request must carry `CLIENT_HEADER` or a
+    non-form content type (JSON, or octet-stream for uploads): a cross-site page can send
+    neither without a CORS preflight, which this server never grants.
+    """
+    own = _netloc("http", headers.get("host", ""))
+    for name in ("origin", "referer"):
+        sent = headers.get(name)
+        if sent is None:
+            continue
+        try:
+            parts = urlsplit(sent.strip())
+        except ValueError:
+            return f"{name} header is malformed"
+        if parts.scheme not in ("http", "https"):
+            return f"{name} {sent!r:.80} is not this server"
+        if own is None or _netloc("http", parts.netloc) != own:
+            return f"cross-site request refused: {name} {sent!r:.80} is not this server"
+        break  # Origin decides when present; Referer only stands in for a missing Origin
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    if not headers.get(CLIENT_HEADER) and media not in ("application/json", UPLOAD_TYPE):
+        return (f"state-changing request refused: send the {CLIENT_HEADER} header "
+                "or a JSON body (the page does)")
+    return None
+
+
+class RequestGuard:
+    """ASGI middleware run before routing: Host allow-list, same-origin rule for anything but
+    GET/HEAD/OPTIONS, and a body limit for every request but an upload (which streams to disk
+    under its own limit). Refusals are JSON ``{"detail": ...}`` with 400/403/413."""
+
+    SAFE = ("GET", "HEAD", "OPTIONS")
+
+    def __init__(self, app: Any, allowed_hosts: tuple[str, ...], body_limit: int):
+        self.app = app
+        self.allowed = {h.strip().lower().strip("[]").rstrip(".") for h in allowed_hosts}
+        self.body_limit = body_limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        name = host_name(headers.get("host"))
+        if name is None or name not in self.allowed:
+            host = headers.get("host")
+            return await self._refuse(scope, receive, send, 400,
+                                      f"Host {host!r:.80} is not served here (allowed: "
+                                      f"{', '.join(sorted(self.allowed))}; see --allow-host)")
+        method = scope["method"]
+        if method not in self.SAFE:
+            problem = origin_problem(headers)
+            if problem:
+                return await self._refuse(scope, receive, send, 403, problem)
+        if scope["path"] == UPLOAD_PATH:
+            return await self.app(scope, receive, send)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.body_limit):
+            return await self._refuse(scope, receive, send, 413,
+                                      f"request body over the limit of {self.body_limit} bytes")
+        if method in self.SAFE and declared is None:
+            return await self.app(scope, receive, send)
+        # read the (small) body here so a chunked one cannot grow past the limit either
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.body_limit:
+                return await self._refuse(scope, receive, send, 413,
+                                          f"request body over the limit of {self.body_limit} bytes")
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: dict, receive: Any, send: Any, status: int, detail: str) -> None:
+        await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+# --------------------------------------------------------------------------------------------
 # the session
 
 
@@ -151,6 +289,7 @@ class TrackingSession:
 
     def __init__(self, cfg: ServeConfig):
         self.cfg = cfg
+        self.owns_work_dir = cfg.work_dir is None  # a temp folder of ours: removed at close()
         self.work_dir = Path(cfg.work_dir or tempfile.mkdtemp(prefix="mvlm-serve-"))
         self.upload_dir = self.work_dir / "uploads"
         self.sample_dir = self.work_dir / "samples"
@@ -177,6 +316,7 @@ class TrackingSession:
         self._parked = False  # the thread waits between frames while paused
         self._stop = False
         self._thread: Optional[threading.Thread] = None
+        self._owned: Optional[Path] = None  # the upload or sample behind the loaded video
 
     # ---- loading ------------------------------------------------------------------------
 
@@ -210,14 +350,19 @@ class TrackingSession:
         return {"description": m.description, "random_init": m.random_init, "preset": m.model_preset,
                 "tracker_preset": m.tracker_preset, "compat": m.compat, "device": m.device}
 
-    def load_video(self, path: Path, label: str, suggested_text: str = "") -> dict:
+    def load_video(self, path: Path, label: str, suggested_text: str = "", owned: Optional[Path] = None) -> dict:
+        """Open `path` (frames confined to the allowed roots). `owned`: a file or folder this
+        session wrote for it (upload, sample); it is deleted when another video replaces it."""
         try:
-            source = open_path(path)
+            source = open_path(path, roots=self.paths.roots)
             first = source.first_frame()
+        except PathRefused as exc:
+            raise HTTPException(403, str(exc)) from exc
         except DemoError as exc:
             raise HTTPException(400, str(exc)) from exc
         with self._lock:
             self._require_idle()
+            previous, self._owned = self._owned, owned
             self.source = source
             self.first_jpeg = encode_jpeg(first, 90)
             h, w = first.shape[:2]
@@ -225,7 +370,20 @@ class TrackingSession:
                                "width": w, "height": h}
             self.suggested_text = suggested_text
             self.state, self.error, self.last = "idle", None, None
+        if previous is not None and previous != owned:
+            _remove(previous)
         return {**self.video_info, "suggested_text": suggested_text}
+
+    def close(self) -> None:
+        """Stop tracking; delete this session's uploads and samples (and its temp folder)."""
+        self.stop()
+        self.broadcaster.close()
+        with self._lock:
+            owned, self._owned, self.source = self._owned, None, None
+        if self.owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        elif owned is not None:
+            _remove(owned)
 
     # ---- tracking control -----------------------------------------------------------------
 
@@ -393,6 +551,17 @@ class TrackingSession:
             return {"run": self.run_id, "items": self.history[since:], "next": len(self.history)}
 
 
+def _remove(path: Path) -> None:
+    """Delete a file or folder this server wrote; a failure is logged, never raised."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not remove %s: %s", path, exc)
+
+
 # --------------------------------------------------------------------------------------------
 # the app
 
@@ -426,11 +595,14 @@ def create_app(cfg: ServeConfig | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
-        session.stop()
-        session.broadcaster.close()
+        try:
+            yield
+        finally:  # SIGTERM / Ctrl-C under uvicorn end here too
+            session.close()
 
-    app = FastAPI(title="mvlm serve", lifespan=lifespan)
+    # no /docs or /redoc: FastAPI's pages load Swagger/ReDoc from a CDN (/openapi.json stays)
+    app = FastAPI(title="mvlm serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(RequestGuard, allowed_hosts=tuple(cfg.allowed_hosts), body_limit=cfg.json_limit_bytes)
     app.state.session = session
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -469,14 +641,18 @@ def create_app(cfg: ServeConfig | None = None) -> FastAPI:
         path = session.paths.resolve(req.path, "video path")
         return session.load_video(path, req.path)
 
-    @app.post("/api/video/upload")
-    async def video_upload(request: Request, filename: str = Query(...)) -> dict:
+    @app.post(UPLOAD_PATH)
+    async def video_upload(request: Request, filename: str = Query(..., max_length=255)) -> dict:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != UPLOAD_TYPE:  # form types (text/plain, multipart) are what a foreign page can send
+            raise HTTPException(415, f"upload the raw video bytes as Content-Type: {UPLOAD_TYPE} "
+                                     f"(got {media or 'none'!r})")
         name = safe_upload_name(filename)
         dest = session.upload_dir / name
         size = await _save_upload(request, dest, cfg.upload_limit_bytes)
         try:
-            info = session.load_video(dest, name)
-        except HTTPException:
+            info = session.load_video(dest, name, owned=dest)
+        except BaseException:
             dest.unlink(missing_ok=True)
             raise
         return {**info, "bytes": size}
@@ -485,12 +661,15 @@ def create_app(cfg: ServeConfig | None = None) -> FastAPI:
     def video_sample(req: SampleRequest) -> dict:
         if not (2 <= req.frames <= 2000 and 32 <= req.width <= 1920 and 32 <= req.height <= 1080):
             raise HTTPException(400, "sample: frames 2..2000, width 32..1920, height 32..1080")
-        out = session.sample_dir / f"seed{req.seed}_{req.frames}x{req.width}x{req.height}"
+        out = session.sample_dir / f"seed{req.seed}_{req.frames}x{req.width}x{req.height}_{uuid.uuid4().hex[:6]}"
         try:
             seq_dir, sentence = make_sample(out, req.frames, req.width, req.height, req.seed)
-        except (ImportError, AttributeError) as exc:
-            raise HTTPException(501, f"the sample generator is not available: {exc}") from exc
-        return session.load_video(seq_dir, f"sample {seq_dir.name} (seed {req.seed})", sentence)
+            return session.load_video(seq_dir, f"sample {seq_dir.name} (seed {req.seed})", sentence, owned=out)
+        except BaseException as exc:
+            _remove(out)
+            if isinstance(exc, (ImportError, AttributeError)):
+                raise HTTPException(501, f"the sample generator is not available: {exc}") from exc
+            raise
 
     @app.get("/api/video/first_frame")
     def first_frame() -> Response:
@@ -529,8 +708,15 @@ def create_app(cfg: ServeConfig | None = None) -> FastAPI:
     def stream() -> StreamingResponse:
         return StreamingResponse(mjpeg_parts(session.broadcaster), media_type=MJPEG_MEDIA_TYPE)
 
-    @app.exception_handler(DemoError)
-    async def demo_error(request: Request, exc: DemoError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    @app.exception_handler(ValueError)  # DemoError and other bad-input errors
+    async def bad_input(request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc) or type(exc).__name__}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        # a bug, not bad input: the traceback goes to the server log, a one-line JSON to the client
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"},
+                            status_code=500)
 
     return app

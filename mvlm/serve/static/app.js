@@ -18,8 +18,11 @@ const state = {
 
 // ---------------------------------------------------------------- helpers
 
+// Every request carries X-MVLM-Client: the server refuses state-changing requests without it
+// (or a JSON body), which a cross-site form cannot send (docs/reliability.md, "Server").
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const headers = { "X-MVLM-Client": "1", ...(options.headers || {}) };
+  const response = await fetch(path, { ...options, headers });
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : null;
   if (!response.ok) {
@@ -95,6 +98,7 @@ async function upload() {
   const file = $("upload-file").files[0];
   if (!file) throw new Error("choose a video file first");
   say(`uploading ${file.name}…`);
+  // raw bytes as octet-stream: the only upload type the server takes
   const info = await api("api/video/upload?filename=" + encodeURIComponent(file.name), {
     method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file,
   });
