@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "bench",
     "demo",
     "serve",
+    "submit",
 ]
 
 
