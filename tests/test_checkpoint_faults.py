@@ -88,7 +88,9 @@ def test_corrupt_checkpoint_in_track_is_one_line_and_nonzero(tmp_path):
     torch.save({"net": {"w": torch.zeros(1000)}}, good)
     for name, data in (("cut.pth", good.read_bytes()[:700]), ("noise.pth", os.urandom(5000))):
         (tmp_path / name).write_bytes(data)
-        run, _ = mvlm("track", "--frames", str(frames), "--text", "x", "--checkpoint", name, cwd=tmp_path)
+        # the model is stated, so the loader gets as far as reading the file
+        run, _ = mvlm("track", "--frames", str(frames), "--text", "x", "--checkpoint", name,
+                      "--checkpoint-preset", "tiny", "--mode", "tf", cwd=tmp_path)
         assert run.returncode == 2, run.stderr
         lines = run.stderr.strip().splitlines()
         assert lines == [lines[-1]] and lines[0].startswith(f"mvlm track: error: {name}: cannot read checkpoint")
@@ -134,5 +136,5 @@ def test_inspect_of_a_1mb_file_inflating_to_1gib_stays_small(tmp_path):
     # was baseline + ~2 GB (the 1 GiB member inflated, then copied into a tensor)
     assert peak_mib < baseline_mib + 256, f"inspect used {peak_mib} MiB"
     tracked, _ = mvlm("track", "--frames", str(tmp_path), "--text", "x", "--checkpoint", str(path),
-                      "--checkpoint-preset", "tiny", cwd=tmp_path)
+                      "--checkpoint-preset", "tiny", "--mode", "tf", cwd=tmp_path)
     assert tracked.returncode == 2 and "would inflate to 1,073,741," in tracked.stderr

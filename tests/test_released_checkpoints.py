@@ -207,7 +207,9 @@ def test_serve_load_endpoint_and_checkpoint_list(tmp_path, tiny_released):
     released.write_bytes(tiny_released.read_bytes())
     torch.manual_seed(0)
     save_checkpoint(MVLMNet(model_config(preset="tiny")), root / "models" / "mine.safetensors", mode="bbox")
-    with TestClient(create_app(ServeConfig(data_root=root, work_dir=tmp_path / "work"))) as client:
+    # the server answers loopback Hosts only, and state changes carry the page's client header
+    with TestClient(create_app(ServeConfig(data_root=root, work_dir=tmp_path / "work")),
+                    base_url="http://127.0.0.1", headers={"X-MVLM-Client": "1"}) as client:
         listed = {c["path"]: c for c in client.get("/api/checkpoints").json()["checkpoints"]}
         assert listed["models/mine.safetensors"]["mode"] == "bbox"
         assert listed["models/MVLM_TF.pth.tar"]["mode"].startswith("unknown: state mode")
