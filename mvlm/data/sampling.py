@@ -465,7 +465,7 @@ def load_training_sequences(datasets: dict[str, str], split: str | None = None,
     """{name: root} -> {name: usable sequences}; the loader is the name (``synth`` reads LaSOT layout).
 
     `splits` gives a dataset its split (`training_split`); `split` is the one for datasets it does
-    not name. With `guard` (training), a benchmark's test split is refused (`TestSplitLeak`).
+    not name. With `guard` (training), a benchmark's test split is refused (`SplitLeakError`).
     Damaged sequences (see `benchmarks.usability_reasons`) are left out with a warning; a dataset
     with none left is an error naming its folder.
     """
@@ -503,7 +503,7 @@ def load_training_sequences(datasets: dict[str, str], split: str | None = None,
 # training splits
 
 
-class TestSplitLeak(DataError):
+class SplitLeakError(DataError):
     """A training dataset would include a benchmark's test sequences."""
 
 
@@ -519,9 +519,9 @@ def _name_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _leak(name: str, what: str, names: list[str]) -> TestSplitLeak:
+def _leak(name: str, what: str, names: list[str]) -> SplitLeakError:
     shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
-    return TestSplitLeak(f"train.datasets.{name}: {what}: {shown}. Training on a benchmark's test "
+    return SplitLeakError(f"train.datasets.{name}: {what}: {shown}. Training on a benchmark's test "
                          f"sequences leaks the test split; set train.splits.{name} to its training split")
 
 
@@ -533,7 +533,7 @@ def training_split(name: str, loader: str, root: str | Path, split: str | None, 
     training_set.txt, else takes every sequence found that is not one of the 280 test names;
     TNL2K / VastTrack ``train`` read ``<root>/train``, and a list file picks names there (under
     ``<root>/train`` when it exists). With `guard`, a test split, a list or a root holding test
-    sequences, raises `TestSplitLeak` naming them; the embedded benchmark (``synth``) is exempt.
+    sequences, raises `SplitLeakError` naming them; the embedded benchmark (``synth``) is exempt.
     """
     from mvlm.data.benchmarks import canonical_name, load_dataset
     from mvlm.data.benchmarks import lasot as lasot_layout
@@ -544,10 +544,10 @@ def training_split(name: str, loader: str, root: str | Path, split: str | None, 
     names = _name_list(list_file) if list_file else None
     guarded = guard and name.lower() not in _LOADER_ALIASES
     if guarded and split is not None and list_file is None and split.lower() in ("test", "testing"):
-        raise TestSplitLeak(f"train.splits.{name}: {split!r} is the test split of {key}; training on it "
+        raise SplitLeakError(f"train.splits.{name}: {split!r} is the test split of {key}; training on it "
                             f"leaks the test sequences (use train)")
     if guarded and list_file is not None and list_file.name.lower() in ("testing_set.txt", "tnl2k_testing_set.txt"):
-        raise TestSplitLeak(f"train.splits.{name}: {list_file} is a test list; training on it leaks the test split")
+        raise SplitLeakError(f"train.splits.{name}: {list_file} is a test list; training on it leaks the test split")
 
     if key == "lasot":
         if names is None and split is not None and not root.joinpath(lasot_layout.GT_FILE).is_file():
