@@ -273,6 +273,10 @@ class SamplingConfig:
     # all-zero score target: the heatmap must fire for the described object, not any salient one
     foreign_sentence_share: float = 0.0
     brightness_jitter: float = 0.2  # brightness factor drawn from U(1 - j, 1 + j) per sample
+    # a horizontal flip swaps left/right words in the sentence; None = as `train.compat` says
+    # (corrected: swap; reference: the sentence is left as it is, so it may say the wrong side)
+    flip_swaps_words: Optional[bool] = None
+    grayscale: float = 0.0  # probability that a sample (search and templates together) turns grey
     frame_cache_mb: int = 512  # decoded-frame LRU per data process (0 = no cache)
 
 
@@ -332,6 +336,23 @@ class TrainConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
+    # corrected: AdamW groups head / encoder / text (text_proj at lr·text_lr_mult), no weight decay
+    # on norms, biases, gammas, pos_embed, cls_token; flips swap left/right words.
+    # reference: the released trainer: two groups by name ("encoder" in the name -> lr·encoder_lr_mult,
+    # which catches text_encoder.text_proj; "clip"/"bert" names frozen), decay on every parameter,
+    # flips keep the sentence. See docs/training.md.
+    compat: Literal["corrected", "reference"] = "corrected"
+    # what `batch_size` counts: global = the samples of one optimizer step over all processes
+    # (split among them); process = each process's batch, so W processes step on W·batch_size
+    # samples (the reference: 4 GPUs x 80) and an epoch has samples_per_epoch // (W·batch_size) steps
+    batch_per: Literal["global", "process"] = "global"
+    # > 0: each process runs its batch in chunks of this many samples and accumulates the gradient
+    # (one optimizer step); BatchNorm then sees chunk statistics, so 1 process with micro_batch b
+    # steps like b-sample DDP ranks. 0 = the whole per-process batch in one pass
+    micro_batch: int = 0
+    # dataset name -> split: the benchmark's split name (train) or a file listing sequence names;
+    # naming a test split, or a list holding test sequences, is refused (docs/training.md)
+    splits: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

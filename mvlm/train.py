@@ -1,13 +1,16 @@
 """Training loop: one process, or many under torchrun (DDP) with the same semantics.
 
-- Step g draws its global batch of `batch_size` samples from the per-epoch sample list
-  (`sampling.StepBatches`); with W processes each rank takes batch_size/W of them, DDP averages
-  the gradients. Sample i of epoch e depends only on (seed, e, i).
+- Step g draws its global batch of B samples from the per-epoch sample list
+  (`sampling.StepBatches`); with W processes each rank takes B/W of them, DDP averages the
+  gradients. Sample i of epoch e depends only on (seed, e, i). B = batch_size
+  (`batch_per: global`, the default) or W·batch_size (`batch_per: process`, the reference's
+  semantics); `micro_batch` splits each process's share into gradient-accumulation chunks.
 - The torch RNG (dropout, drop-path) is reseeded at every epoch from (seed, epoch, rank), so a run
   resumed from an epoch checkpoint continues to exactly the weights of an uninterrupted run.
-- Optimizer: AdamW with param groups head (lr), encoder (lr·encoder_lr_mult), text (text_proj and
-  a trainable tower, lr·text_lr_mult); no weight decay on norms, biases, gammas, pos_embed,
-  cls_token (the reference decays everything and trains text_proj at the encoder lr, §7.3-10).
+- Optimizer (`compat: corrected`, the default): AdamW with param groups head (lr), encoder
+  (lr·encoder_lr_mult), text (text_proj and a trainable tower, lr·text_lr_mult); no weight decay
+  on norms, biases, gammas, pos_embed, cls_token. `compat: reference` builds the released
+  trainer's two name-based groups instead, decay on everything (docs/training.md).
 - LR factor at global step g:  warmup  f = (g+1)/warmup_steps  for g < warmup_steps, then
   step:   f = 1 before epoch lr_drop_epoch, lr_drop_gamma from it on (0 = never drops);
   cosine: f = ½(1 + cos(π·(g − warmup)/(total − warmup))), total = epochs·steps_per_epoch.
@@ -25,6 +28,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -143,10 +147,35 @@ def param_groups(net: nn.Module, cfg: TrainConfig) -> list[dict]:
     return out
 
 
+def reference_param_groups(net: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The released trainer's groups (TRAIN.TYPE text_frozen), by name: parameters whose name
+    holds "clip" or "bert" are frozen (requires_grad off); group `head` = names without
+    "encoder" (lr); group `encoder` = the others (lr·encoder_lr_mult) -- the Fast-iTPN body and
+    also `text_encoder.text_proj`, whose name contains "encoder". Weight decay on every parameter.
+    Order within a group = `named_parameters()` order."""
+    head, encoder = [], []
+    for name, p in net.named_parameters():
+        if "clip" in name or "bert" in name:
+            p.requires_grad_(False)
+            continue
+        if p.requires_grad:
+            (encoder if "encoder" in name else head).append(p)
+    out = []
+    for part, params, lr in (("head", head, cfg.lr), ("encoder", encoder, cfg.lr * cfg.encoder_lr_mult)):
+        if params:
+            out.append({"params": params, "name": part, "lr": lr, "base_lr": lr, "weight_decay": cfg.weight_decay})
+    return out
+
+
+def optimizer_groups(net: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The AdamW groups of `cfg.compat`: `param_groups` (corrected) or `reference_param_groups`."""
+    return reference_param_groups(net, cfg) if cfg.compat == "reference" else param_groups(net, cfg)
+
+
 def build_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     # fused: one kernel per step instead of ~10 elementwise passes (the text tower's token
     # table alone is millions of parameters); same maths as the for-each implementation
-    return torch.optim.AdamW(param_groups(net, cfg), lr=cfg.lr, betas=tuple(cfg.betas), fused=True)
+    return torch.optim.AdamW(optimizer_groups(net, cfg), lr=cfg.lr, betas=tuple(cfg.betas), fused=True)
 
 
 def cpu_flags() -> set[str]:
@@ -239,6 +268,46 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Traini
     return terms
 
 
+def _chunks(batch: TrainingBatch, size: int) -> list[TrainingBatch]:
+    return [dataclasses.replace(
+        batch, search=batch.search[i:i + size], templates=[t[i:i + size] for t in batch.templates],
+        sentences=batch.sentences[i:i + size], boxes=batch.boxes[i:i + size],
+        present=batch.present[i:i + size], kinds=batch.kinds[i:i + size],
+    ) for i in range(0, len(batch), size)]
+
+
+def accumulated_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: TrainingBatch,
+                     cfg: TrainConfig, device: torch.device, bf16: bool = False) -> dict[str, float]:
+    """`train_step` over chunks of `cfg.micro_batch` samples: each chunk's loss / n_chunks is
+    back-propagated (DDP synchronises on the last chunk only), then one clip and AdamW step. The
+    gradient is the mean of the chunk gradients, as DDP's is the mean of its ranks'; the logged
+    terms are the chunk means."""
+    chunks = _chunks(batch, cfg.micro_batch)
+    optimizer.zero_grad(set_to_none=True)
+    sums: dict[str, float] = {}
+    for k, chunk in enumerate(chunks):
+        last = k == len(chunks) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                out, text_emb = model(chunk.search, chunk.templates, chunk.sentences)
+            loss, terms = mvlm_loss(out, text_emb, chunk.boxes, chunk.present, cfg.loss)
+            (loss / len(chunks)).backward()
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+    terms = {key: value / len(chunks) for key, value in sums.items()}
+    if cfg.grad_clip > 0:
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+    optimizer.step()
+    return terms
+
+
+def global_batch(cfg: TrainConfig, world_size: int) -> int:
+    """Samples per optimizer step over all processes (`batch_per`)."""
+    return cfg.batch_size * world_size if cfg.batch_per == "process" else cfg.batch_size
+
+
 # --------------------------------------------------------------------------------------------
 # checkpoints
 
@@ -260,7 +329,7 @@ def save_epoch(out_dir: Path, epoch: int, step: int, net: nn.Module, optimizer: 
     tensors = {f"optimizer.{index}.{name}": value.detach().cpu().contiguous()
                for index, entries in optim["state"].items() for name, value in entries.items()}
     meta = {"epoch": str(epoch), "step": str(step), "param_groups": json.dumps(optim["param_groups"]),
-            "config": json.dumps(to_dict(cfg), sort_keys=True)}
+            "config": json.dumps(saved_config(cfg), sort_keys=True)}
     write_bytes(out_dir / f"epoch_{epoch:04d}{STATE_SUFFIX}", safetensors_bytes(tensors, meta))
     return net_path
 
@@ -304,7 +373,7 @@ def load_epoch(out_dir: Path, epoch: int, net: nn.Module, optimizer: torch.optim
     state_path = out_dir / f"epoch_{epoch:04d}{STATE_SUFFIX}"
     state = read_state(state_path)
     if cfg is not None:
-        changed = config_changes(state["config"], to_dict(cfg))
+        changed = config_changes(state["config"], saved_config(cfg))
         if changed:
             raise CheckpointError(
                 f"{state_path}: cannot resume: the training config changed since this run started "
@@ -315,6 +384,26 @@ def load_epoch(out_dir: Path, epoch: int, net: nn.Module, optimizer: torch.optim
     except Exception as exc:
         raise CheckpointError(f"{state_path}: cannot restore the optimizer state: {exc}") from exc
     return state["step"]
+
+
+# keys added after runs had been saved, with the default that keeps the earlier behaviour: the
+# saved config leaves them out while they hold it, so earlier state files still resume and a
+# run that does not use them writes the same bytes as before they existed
+LATER_KEYS = {"compat": "corrected", "batch_per": "global", "micro_batch": 0, "splits": {},
+              "sampling.flip_swaps_words": None, "sampling.grayscale": 0.0}
+
+
+def saved_config(cfg: TrainConfig) -> dict:
+    """`to_dict(cfg)` less the LATER_KEYS that hold their default."""
+    out = to_dict(cfg)
+    for dotted, default in LATER_KEYS.items():
+        *parents, key = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        if key in node and node[key] == default:
+            del node[key]
+    return out
 
 
 # keys that may change between a run and its resume: where it runs, not what it computes
@@ -433,21 +522,33 @@ def _build_network(cfg: TrainConfig, env: DistEnv, build_net: Optional[Callable[
     return net.to(env.device)
 
 
+def sampling_config(cfg: TrainConfig):
+    """`cfg.sampling` with the choices left to `compat` made (flip_swaps_words)."""
+    if cfg.sampling.flip_swaps_words is None:
+        return dataclasses.replace(cfg.sampling, flip_swaps_words=cfg.compat != "reference")
+    return cfg.sampling
+
+
 def _default_sampler(cfg: TrainConfig, net: nn.Module) -> TrainingSampler:
     ncfg = net.cfg
     return TrainingSampler(
-        load_training_sequences(cfg.datasets), cfg.sampling, ncfg.encoder.search_size,
+        load_training_sequences(cfg.datasets, splits=cfg.splits, guard=True), sampling_config(cfg),
+        ncfg.encoder.search_size,
         ncfg.encoder.template_size, 0 if ncfg.template_free else ncfg.num_templates,
     )
 
 
 def _restore(out_dir: Path, net: nn.Module, optimizer: torch.optim.Optimizer,
              steps_per_epoch: int, cfg: TrainConfig) -> tuple[Optional[int], int]:
-    """(last finished epoch or None, global step to continue from)."""
+    """(last finished epoch or None, global step to continue from). With `batch_per: process`
+    the steps of an epoch depend on the number of processes, so a run resumed on another number
+    continues at the next epoch's first step as this world counts them."""
     last = latest_epoch(out_dir)
     if last is None:
         return None, 0
     step = load_epoch(out_dir, last, net, optimizer, cfg)
+    if cfg.batch_per == "process":
+        return last, (last + 1) * steps_per_epoch
     if step != (last + 1) * steps_per_epoch:
         from mvlm.model.checkpoint import CheckpointError
 
@@ -483,22 +584,29 @@ def train(
         die_with_parent()  # a rank never outlives its torchrun
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
+    gbatch = global_batch(cfg, env.world_size)
+    if gbatch % env.world_size:
+        raise ValueError(f"batch_size {gbatch} is not divisible by {env.world_size} processes")
+    local_batch = gbatch // env.world_size
+    if cfg.micro_batch < 0 or (cfg.micro_batch and local_batch % cfg.micro_batch):
+        raise ValueError(f"micro_batch {cfg.micro_batch} does not divide the per-process batch {local_batch}")
+    accumulate = 0 < cfg.micro_batch < local_batch
     out_dir = Path(cfg.out_dir)
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     net = _build_network(cfg, env, build_net)
     optimizer = build_optimizer(net, cfg)
     sampler = sampler or _default_sampler(cfg, net)
-    steps_per_epoch = cfg.sampling.samples_per_epoch // cfg.batch_size
+    steps_per_epoch = cfg.sampling.samples_per_epoch // gbatch
     if steps_per_epoch < 1:
-        raise ValueError(f"sampling.samples_per_epoch ({cfg.sampling.samples_per_epoch}) < batch_size ({cfg.batch_size})")
+        raise ValueError(f"sampling.samples_per_epoch ({cfg.sampling.samples_per_epoch}) < the global batch ({gbatch})")
     total_steps = steps_per_epoch * cfg.epochs
     last, step = _restore(out_dir, net, optimizer, steps_per_epoch, cfg) if resume else (None, 0)
     if env.distributed:
         dist.barrier()
 
     model = _wrap(net, env)
-    batches = StepBatches(sampler, cfg.seed, cfg.batch_size, steps_per_epoch, total_steps,
+    batches = StepBatches(sampler, cfg.seed, gbatch, steps_per_epoch, total_steps,
                           env.rank, env.world_size)
     loader = torch.utils.data.DataLoader(
         batches, batch_size=None, sampler=range(step, total_steps), collate_fn=_identity,
@@ -511,9 +619,12 @@ def train(
     precision = {"precision": "bf16" if bf16 else "fp32", "precision_reason": precision_reason}
     if env.is_main:
         print(f"train {cfg.mode}: {precision['precision']} ({precision_reason}); "
-              f"{env.world_size} process(es) on {env.device}, global batch {cfg.batch_size}",
+              f"{env.world_size} process(es) on {env.device}, global batch {gbatch} "
+              f"({local_batch} per process{f' in chunks of {cfg.micro_batch}' if accumulate else ''}), "
+              f"{steps_per_epoch} steps per epoch",
               file=sys.stderr, flush=True)
     summary = {"out_dir": str(out_dir), "world_size": env.world_size, "resumed_from_epoch": last,
+               **({"global_batch": gbatch} if gbatch != cfg.batch_size else {}),
                "steps_per_epoch": steps_per_epoch, "stopped_early": False, **precision,
                "planned_steps": total_steps}
     bar = None
@@ -534,7 +645,8 @@ def train(
         batch = _to(next(data_iter), env.device)
         t_compute = time.perf_counter()
         lr = set_lr(optimizer, lr_factor(step, cfg, steps_per_epoch, total_steps))
-        terms = train_step(model, optimizer, batch, cfg, env.device, bf16)
+        step_fn = accumulated_step if accumulate else train_step
+        terms = step_fn(model, optimizer, batch, cfg, env.device, bf16)
         data_s, step_s = t_compute - t_data, time.perf_counter() - t_compute
         n = len(batch) * env.world_size
         stats.add(terms)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -265,8 +266,11 @@ class TrainingSampler:
         sample.templates = self._templates(track, frame_idx, rng)
         if self.cfg.neutral_sentence_share > 0 and rng.random() < self.cfg.neutral_sentence_share:
             sample.sentence = self.cfg.neutral_sentence
+        if self.cfg.grayscale > 0 and rng.random() < self.cfg.grayscale:
+            sample.search = _grey(sample.search)
+            sample.templates = [_grey(t) for t in sample.templates]
         if flip:
-            sample = _flipped(sample)
+            sample = _flipped(sample, swap_words=self.cfg.flip_swaps_words is not False)
         if brightness != 1.0:
             sample.search = _scaled(sample.search, brightness)
             sample.templates = [_scaled(t, brightness) for t in sample.templates]
@@ -389,14 +393,20 @@ def _crop_away(frame: np.ndarray, box_px: np.ndarray, out_size: int, rng: np.ran
     return None
 
 
-def _flipped(sample: TrainingSample) -> TrainingSample:
+def _grey(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return np.ascontiguousarray(np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2))
+
+
+def _flipped(sample: TrainingSample, swap_words: bool = True) -> TrainingSample:
     box = sample.box.copy()
     if sample.present:
         box[0] = 1.0 - box[0]
     return TrainingSample(
         np.ascontiguousarray(sample.search[:, ::-1]),
         [np.ascontiguousarray(t[:, ::-1]) for t in sample.templates],
-        swap_left_right(sample.sentence),
+        swap_left_right(sample.sentence) if swap_words else sample.sentence,
         box,
         sample.present,
         sample.kind,
@@ -450,23 +460,30 @@ class StepBatches(torch.utils.data.Dataset):
 # loading
 
 
-def load_training_sequences(datasets: dict[str, str], split: str | None = None) -> dict[str, list[Sequence]]:
+def load_training_sequences(datasets: dict[str, str], split: str | None = None,
+                            splits: dict[str, str] | None = None, guard: bool = False) -> dict[str, list[Sequence]]:
     """{name: root} -> {name: usable sequences}; the loader is the name (``synth`` reads LaSOT layout).
 
+    `splits` gives a dataset its split (`training_split`); `split` is the one for datasets it does
+    not name. With `guard` (training), a benchmark's test split is refused (`SplitLeakError`).
     Damaged sequences (see `benchmarks.usability_reasons`) are left out with a warning; a dataset
     with none left is an error naming its folder.
     """
     import warnings
 
-    from mvlm.data.benchmarks import load_dataset, usability_reasons
+    from mvlm.data.benchmarks import usability_reasons
 
     if not datasets:
         raise DataError("no training datasets configured (train.datasets is empty)")
+    splits = dict(splits or {})
+    unknown = sorted(set(splits) - set(datasets))
+    if unknown:
+        raise DataError(f"train.splits: {unknown[0]!r} is not a training dataset (datasets: {sorted(datasets)})")
     out = {}
     for name, root in datasets.items():
         loader = _LOADER_ALIASES.get(name.lower(), name)
         usable, dropped = [], []
-        for seq in load_dataset(loader, root, split=split):
+        for seq in training_split(name, loader, root, splits.get(name, split), guard):
             reasons = usability_reasons(seq)
             if reasons:
                 dropped.append(f"{seq.name}: {'; '.join(reasons)}")
@@ -480,3 +497,91 @@ def load_training_sequences(datasets: dict[str, str], split: str | None = None) 
                             + (f"; e.g. {dropped[0]}" if dropped else ""))
         out[name] = usable
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# training splits
+
+
+class SplitLeakError(DataError):
+    """A training dataset would include a benchmark's test sequences."""
+
+
+def lasot_test_names() -> list[str]:
+    """The 280 LaSOT test sequences (the toolkit's testing_set.txt, in mvlm/resources/splits)."""
+    from importlib import resources
+
+    text = resources.files("mvlm").joinpath("resources/splits/lasot_testing_set.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _name_list(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _leak(name: str, what: str, names: list[str]) -> SplitLeakError:
+    shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+    return SplitLeakError(f"train.datasets.{name}: {what}: {shown}. Training on a benchmark's test "
+                         f"sequences leaks the test split; set train.splits.{name} to its training split")
+
+
+def training_split(name: str, loader: str, root: str | Path, split: str | None, guard: bool = False) -> list[Sequence]:
+    """The sequences of dataset `name` (loader `loader`) under `root` for `split`.
+
+    `split` is the benchmark's split name (``train``) or a file listing sequence names (the
+    reference's lasot_train_split.txt, a GOT-style list.txt). LaSOT ``train`` reads the root's
+    training_set.txt, else takes every sequence found that is not one of the 280 test names;
+    TNL2K / VastTrack ``train`` read ``<root>/train``, and a list file picks names there (under
+    ``<root>/train`` when it exists). With `guard`, a test split, a list or a root holding test
+    sequences, raises `SplitLeakError` naming them; the embedded benchmark (``synth``) is exempt.
+    """
+    from mvlm.data.benchmarks import canonical_name, load_dataset
+    from mvlm.data.benchmarks import lasot as lasot_layout
+
+    root = Path(root).expanduser()
+    key = canonical_name(loader)
+    list_file = Path(split).expanduser() if split is not None and Path(split).expanduser().is_file() else None
+    names = _name_list(list_file) if list_file else None
+    guarded = guard and name.lower() not in _LOADER_ALIASES
+    if guarded and split is not None and list_file is None and split.lower() in ("test", "testing"):
+        raise SplitLeakError(f"train.splits.{name}: {split!r} is the test split of {key}; training on it "
+                            f"leaks the test sequences (use train)")
+    if guarded and list_file is not None and list_file.name.lower() in ("testing_set.txt", "tnl2k_testing_set.txt"):
+        raise SplitLeakError(f"train.splits.{name}: {list_file} is a test list; training on it leaks the test split")
+
+    if key == "lasot":
+        if names is None and split is not None and not root.joinpath(lasot_layout.GT_FILE).is_file():
+            listed = lasot_layout._split_list(root, split) if split.lower() not in ("train", "training") else \
+                next((p for p in (root / "training_set.txt", root / "sequence_evaluation_config" / "training_set.txt")
+                      if p.is_file()), None)
+            if listed is not None:
+                names = _name_list(listed)
+            elif split.lower() in ("train", "training"):  # the standard split: all but the 280 test names
+                test = set(lasot_test_names())
+                names = [n for n in lasot_layout._sequence_dirs(root) if n not in test]
+            else:
+                raise DataError(f"{root}: no list for LaSOT split {split!r}")
+        seqs = load_dataset("lasot", root, sequences=names)
+        if guarded:
+            test = set(lasot_test_names())
+            leaked = [s.name for s in seqs if s.name in test]
+            if leaked:
+                raise _leak(name, f"{len(leaked)} LaSOT test sequence(s) would be trained on", leaked)
+        return seqs
+
+    if key in ("tnl2k", "vasttrack"):
+        sub = split if split is not None and list_file is None else None
+        if list_file is not None and (root / "train").is_dir():
+            sub = "train"
+        if guarded and sub is None and (root / "test").is_dir():
+            raise _leak(name, f"{root} holds a test/ folder and no split is set, so it would be trained on",
+                        [p.name for p in sorted((root / "test").iterdir())][:6] or ["test/"])
+        return load_dataset(key, root, split=sub, sequences=names)
+
+    if key == "otb99_lang":
+        if guarded and split is None and (root / "OTB_query_test").is_dir():
+            raise _leak(name, f"{root} holds OTB_query_test/ and no split is set, so it would be trained on",
+                        ["OTB_query_test/"])
+        return load_dataset(key, root, split=split if list_file is None else None, sequences=names)
+
+    return load_dataset(key, root, split=split if list_file is None else None, sequences=names)
