@@ -17,7 +17,6 @@ The steps, in the reference evaluators' order (docs/metrics.md states each rule 
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass, field
