@@ -11,7 +11,7 @@ from mvlm.data.sequence import Sequence
 from mvlm.evaluate import metrics as M
 from mvlm.evaluate.profiles import get_profile
 from mvlm.evaluate.results import ResultsError, read_box_files, read_results, write_results
-from mvlm.evaluate.scoring import attribute_breakdown, score_dataset, score_dataset_loop
+from mvlm.evaluate.scoring import attribute_breakdown, score_dataset
 
 BOX = [10.0, 20.0, 40.0, 30.0]
 
@@ -23,13 +23,7 @@ def seq(name, boxes, dataset="tnl2k", visible=None, **meta):
 def score(tmp_path, seqs, preds, profile, **kw):
     for name, boxes in preds.items():
         write_results(tmp_path / "res", name, np.array(boxes, dtype=float))
-    fast = score_dataset(seqs, tmp_path / "res", profile, **kw)
-    slow = score_dataset_loop(seqs, tmp_path / "res", profile, **kw)
-    assert fast.failures == slow.failures and fast.names == slow.names
-    for a, b in zip(fast.counts, slow.counts):
-        for k in a:
-            np.testing.assert_array_equal(a[k], b[k])
-    return fast
+    return score_dataset(seqs, tmp_path / "res", profile, **kw)
 
 
 # --------------------------------------------------------------------------- formulas
@@ -45,15 +39,21 @@ def test_iou_and_center_errors_exact_values():
     np.testing.assert_array_equal(M.box_centers(gt)[0], [29.5, 34.5])
 
 
-def test_curve_counts_match_plain_loop_on_random_values():
+def test_curve_counts_are_the_curves_of_each_sequence():
+    """Counts per sequence = N_s x the got10k-style curve of that sequence, with ties on every
+    threshold, one ulp around it, NaN, ±inf and the -1 sentinel; sequence 7 has no frame."""
     rng = np.random.default_rng(3)
-    values = rng.choice([-1.0, np.inf, np.nan, 0.5, 0.25, 20.0], size=500)
-    values[::3] = rng.uniform(-1, 60, size=len(values[::3]))
-    segment = np.sort(rng.integers(0, 7, size=500))
-    for th, cmp in ((M.overlap_thresholds_torch(), ">"), (M.center_thresholds(), "<="), (M.center_thresholds(400), "<")):
-        counts = M.curve_counts(values, segment, 7, th, cmp)
+    for th, cmp in ((M.overlap_thresholds_torch(), ">"), (M.overlap_thresholds_linspace(101), ">"),
+                    (M.norm_center_thresholds(), "<="), (M.center_thresholds(), "<="), (M.center_thresholds(400), "<")):
+        values = np.concatenate([th, np.nextafter(th, np.inf), np.nextafter(th, -np.inf), rng.uniform(-1, th[-1] + 1, 500),
+                                 [np.nan, np.inf, -np.inf, -1.0, -0.0, 0.0]])
+        segment = rng.integers(0, 7, size=len(values))
+        counts = M.curve_counts(values, segment, 8, th, cmp)
+        assert counts.shape == (8, len(th)) and not counts[7].any()
         for s in range(7):
-            np.testing.assert_array_equal(counts[s], M.sequence_curve(values[segment == s], th, cmp))
+            v = values[segment == s]
+            curve = M.success_curve(v, th) if cmp == ">" else M.precision_curve(v, th, cmp)
+            np.testing.assert_array_equal(counts[s], np.round(curve * len(v)).astype(int), err_msg=f"{cmp} {s}")
 
 
 def test_threshold_ties_strict_and_inclusive():

@@ -18,7 +18,7 @@ import pytest
 from mvlm.evaluate import metrics as M
 from mvlm.evaluate.groundtruth import load_lasot_toolkit, load_otb_toolkit, load_tnl2k_toolkit
 from mvlm.evaluate.profiles import get_profile
-from mvlm.evaluate.scoring import score_dataset, score_dataset_loop
+from mvlm.evaluate.scoring import score_dataset
 
 FIXTURE_PROFILES = {"pytracking": "pytracking", "ostrack_fork": "vl_python",
                     "matlab_toolkit_octave": "matlab", "got10k_otb": "got10k"}
@@ -60,14 +60,13 @@ class Golden:
             self._gt[dataset] = {s.name: s for s in seqs}
         return self._gt[dataset]
 
-    def run(self, eval_id: str, key: str, loop: bool = False):
+    def run(self, eval_id: str, key: str):
         ev = self.evaluations[eval_id]
         profile = FIXTURE_PROFILES[key.split("+")[0]]
         by_name = self.sequences(ev["dataset"])
         seqs = [by_name[n] for n in ev["sequences"]]
         dirs = [self.work / "pred" / ev["dataset"] / d for d in ev["result_dirs"]]
-        fn = score_dataset_loop if loop else score_dataset
-        return fn(seqs, dirs if len(dirs) > 1 else dirs[0], profile, skip_missing=key.endswith("+skip_missing_seq"))
+        return score_dataset(seqs, dirs if len(dirs) > 1 else dirs[0], profile, skip_missing=key.endswith("+skip_missing_seq"))
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +81,9 @@ def _cases(ids_filter):
     return [(e["id"], key) for e in spec["evaluations"] for key in e["results"] if ids_filter(e["id"])]
 
 
-def check(golden: Golden, eval_id: str, key: str, loop: bool = False) -> None:
+def check(golden: Golden, eval_id: str, key: str) -> None:
     expected = golden.evaluations[eval_id]["results"][key]
-    result = golden.run(eval_id, key, loop=loop)
+    result = golden.run(eval_id, key)
     if expected["status"] == "error":
         assert not result.ok and result.scores() is None
         assert set(result.failures) == set(expected["failing_sequences"]), result.failures
@@ -127,12 +126,6 @@ def test_golden_fast_subset(golden, eval_id, key):
 @pytest.mark.parametrize("eval_id,key", _cases(lambda i: i not in FAST_IDS))
 def test_golden_full_sweep(golden, eval_id, key):
     check(golden, eval_id, key)
-
-
-@pytest.mark.parametrize("eval_id,key", [("tnl2k/zero_size", "ostrack_fork"), ("tnl2k/ties", "matlab_toolkit_octave"),
-                                         ("otb/multi_run", "pytracking"), ("lasot/short", "pytracking")])
-def test_loop_baseline_matches_golden(golden, eval_id, key):
-    check(golden, eval_id, key, loop=True)
 
 
 def test_thresholds_are_the_fixture_doubles(golden):

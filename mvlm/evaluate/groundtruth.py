@@ -56,8 +56,9 @@ def read_flag_files(paths: Iterable[Path]) -> list[np.ndarray]:
 
 
 def _read_gt_files(names: list[str], paths: list, failures: Optional[dict[str, str]]) -> list[Optional[np.ndarray]]:
-    """Boxes of each GT file in one fast pass. With `failures` a file that cannot be read puts
-    its reason under its sequence name (None in its place) instead of stopping every sequence."""
+    """Boxes of each GT file, all parsed by one `read_box_files` call. With `failures` a file that
+    cannot be read puts its reason under its sequence name (None in its place) instead of
+    stopping every sequence."""
     try:
         return list(read_box_files(paths))
     except DataError:
