@@ -315,12 +315,13 @@ def evaluate_stage(dataset: str, mode: str, compat: str, paper: dict) -> dict:
         raise ConfigError(f"mode {mode!r} / compat {compat!r}: expected {MODES} / {COMPATS}")
     name = run_name(dataset, mode, compat)
     out_dir = Path(cfg.out) / "results" / name
-    out_dir.mkdir(parents=True, exist_ok=True)
     if mode not in cfg.checkpoints:
+        out_dir.mkdir(parents=True, exist_ok=True)  # the stage's output, empty
         return _write(cfg, "metrics", name, {"entry": {
             "dataset": dataset, "mode": mode, "compat": compat,
             "not_run": f"paper.checkpoints.{mode} is not configured"}})
     check_paths(cfg, modes=[mode], datasets=[dataset])
+    out_dir.mkdir(parents=True, exist_ok=True)
     return _write(cfg, "metrics", name, run_released(cfg, dataset, mode, compat, {}, out_dir))
 
 
@@ -336,11 +337,12 @@ def ablate_stage(variant: str, paper: dict) -> dict:
     settings = dict(ab.variants[variant])
     compat = settings.pop("compat", "reference")
     out_dir = Path(cfg.out) / "results" / "ablations" / variant
-    out_dir.mkdir(parents=True, exist_ok=True)
     if ab.mode not in cfg.checkpoints:
+        out_dir.mkdir(parents=True, exist_ok=True)  # the stage's output, empty
         return _write(cfg, "ablations", variant, {"entry": {
             "variant": variant, "not_run": f"paper.checkpoints.{ab.mode} is not configured"}})
     check_paths(cfg, modes=[ab.mode], datasets=[ab.dataset])
+    out_dir.mkdir(parents=True, exist_ok=True)
     # a variant equal to the evaluated tracker copies that run's results instead of tracking again
     made = run_released(cfg, ab.dataset, ab.mode, compat, settings, out_dir,
                         reuse_from=Path(cfg.out) / "results" / run_name(ab.dataset, ab.mode, "reference"))
