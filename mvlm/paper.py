@@ -251,7 +251,18 @@ def _sequences(name: str, spec: PaperDataset, cfg: PaperConfig) -> list:
     from mvlm.data.sequence import fill_missing_language
 
     sequences = fill_missing_language(check_dataset(name, spec), spec.default_text)
-    return sequences[: cfg.run.max_sequences] if cfg.run.max_sequences else sequences
+    if cfg.run.max_sequences:
+        sequences = sequences[: cfg.run.max_sequences]
+    if cfg.run.max_frames:  # a smoke run: tracked and scored on the first frames alike
+        sequences = [_first_frames(s, cfg.run.max_frames) for s in sequences]
+    return sequences
+
+
+def _first_frames(seq, n: int):
+    import dataclasses
+
+    return dataclasses.replace(seq, frames=seq.frames[:n], boxes=seq.boxes[:n],
+                               visible=None if seq.visible is None else seq.visible[:n])
 
 
 def run_released(cfg: PaperConfig, dataset: str, mode: str, compat: str, overrides: dict, out_dir: Path,
