@@ -576,3 +576,55 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         return v
 
     return plain(dataclasses.asdict(cfg))
+
+
+# --------------------------------------------------------------------------------------------
+# the paper pipeline (paper/params.yaml, docs/reproduce.md): released checkpoints on real benchmarks
+
+
+@dataclass
+class PaperDataset:
+    """One real benchmark of the paper pipeline. `root` is required: leave a dataset out of
+    `paper.datasets` to skip it; a configured root that does not exist is an error."""
+
+    root: str = ""
+    loader: str = ""  # "" = the dataset's key (lasot, tnl2k, otb99_lang, mgit)
+    split: Optional[str] = "test"
+    # tracker preset per mode (mvlm.config.TRACKER_PRESETS); missing modes use the mode's name
+    presets: dict[str, str] = field(default_factory=dict)
+    profile: Optional[str] = None  # scoring profile; None = paper.profile
+    score: bool = True  # False: results only (MGIT: the test GT is hidden, `mvlm submit mgit` packs them)
+    default_text: Optional[str] = None
+
+
+@dataclass
+class PaperRun:
+    """Where and how the released networks run."""
+
+    device: str = "cuda"
+    gpus: int = 1  # GPUs to use (device cuda); workers spread over them: worker i -> cuda:(i mod gpus)
+    workers: int = 1  # tracking processes (1 = in the stage's own process)
+    max_frames: int = 0  # 0 = every frame; a cap is for smoke runs (the tables then say so)
+    max_sequences: int = 0  # 0 = every sequence of the split
+
+
+@dataclass
+class PaperAblate:
+    """Confidence-term ablations with the released weights: variants = tracker overrides on top
+    of the dataset's preset for `mode` (`compat` inside a variant picks reference / corrected)."""
+
+    dataset: str = "lasot"
+    mode: Literal["tf", "bbox"] = "tf"
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class PaperConfig:
+    checkpoints: dict[str, str] = field(default_factory=dict)  # mode -> released file; omitted = not run
+    text_weights: Optional[str] = None  # CLIP ViT-L/14 weights (OpenAI .pt, open_clip, or HF safetensors)
+    datasets: dict[str, PaperDataset] = field(default_factory=dict)
+    compats: list[Literal["reference", "corrected"]] = field(default_factory=lambda: ["reference"])
+    profile: str = "vl_python"
+    run: PaperRun = field(default_factory=PaperRun)
+    ablate: PaperAblate = field(default_factory=PaperAblate)
+    out: str = "paper"  # inputs/, results/ and reports/ go under this folder

@@ -1,0 +1,222 @@
+"""The paper pipeline (paper/dvc.yaml, docs/reproduce.md): released-format base checkpoints with
+random weights, a random CLIP ViT-L/14 text tower, the real frames of ../shared/data/real in the
+LaSOT and OTB99-Lang layouts, `dvc repro paper/dvc.yaml` in a fresh git + DVC repo (frames capped),
+then the tables; and each missing or wrong file as one clear error before any work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mvlm.paper import PaperError, ablate_stage, check_checkpoint, check_text_weights, evaluate_stage, inputs_stage
+
+from released_files import random_released_state, write_clip_l14_text, write_released
+from test_pipeline import REPO, _run
+
+OTB = ("Crossing",)
+SENTENCES = {"Couple": "two people walking side by side on the road",
+             "Crossing": "the person crossing the street"}
+
+
+def _config(tmp_path: Path, **changes) -> dict:
+    (tmp_path / "ckpt.pth.tar").write_bytes(b"x")
+    (tmp_path / "clip.pt").write_bytes(b"x")
+    (tmp_path / "lasot").mkdir(exist_ok=True)
+    paper = {"checkpoints": {"tf": str(tmp_path / "ckpt.pth.tar")}, "text_weights": str(tmp_path / "clip.pt"),
+             "datasets": {"lasot": {"root": str(tmp_path / "lasot")}}, "out": str(tmp_path / "out"),
+             "run": {"device": "cpu"}}
+    paper.update(changes)
+    return paper
+
+
+# --------------------------------------------------------------------------------------------
+# fast: a missing or wrong file is one clear error naming it, before any work
+
+
+@pytest.mark.parametrize("what, change, message", [
+    ("checkpoint", {"checkpoints": {"tf": "/nowhere/MVLM_TF.pth.tar"}},
+     "paper.checkpoints.tf: /nowhere/MVLM_TF.pth.tar: checkpoint file not found"),
+    ("text weights", {"text_weights": "/nowhere/ViT-L-14.pt"},
+     "paper.text_weights: /nowhere/ViT-L-14.pt: CLIP text weights file not found"),
+    ("text weights unset", {"text_weights": None}, "paper.text_weights: not set"),
+    ("dataset root", {"datasets": {"lasot": {"root": "/nowhere/LaSOT"}}},
+     "paper.datasets.lasot.root: /nowhere/LaSOT: dataset folder not found"),
+])
+def test_missing_path_is_one_error_before_work(tmp_path, what, change, message):
+    paper = _config(tmp_path, **change)
+    for stage in (lambda: evaluate_stage("lasot", "tf", "reference", paper),
+                  lambda: ablate_stage("released", {**paper, "ablate": {"dataset": "lasot",
+                                                                       "variants": {"released": {}}}})):
+        with pytest.raises(PaperError, match=message.replace(".", r"\.")):
+            stage()
+    assert not (tmp_path / "out" / "results").exists() or not any((tmp_path / "out" / "results").rglob("*.txt"))
+    assert not (tmp_path / "out" / "reports").exists()
+    if what != "dataset root":
+        with pytest.raises(PaperError, match=message.replace(".", r"\.")):
+            inputs_stage(paper)
+
+
+def test_unconfigured_mode_is_recorded_not_run(tmp_path):
+    paper = _config(tmp_path)
+    entry = evaluate_stage("lasot", "bbox", "reference", paper)
+    assert entry["not_run"] == "paper.checkpoints.bbox is not configured"
+    assert json.loads((tmp_path / "out" / "reports" / "metrics" / "lasot-bbox-reference.json").read_text()) == entry
+
+
+def test_wrong_checkpoint_and_text_weights_name_the_file(tmp_path):
+    from safetensors.torch import save_file
+
+    wrong = tmp_path / "MVLM_TF.pth.tar"
+    torch.save({"net": {"encoder.body.cls_token": torch.zeros(1, 1, 64)}}, wrong)
+    with pytest.raises(PaperError, match=r"paper\.checkpoints\.tf: .*MVLM_TF\.pth\.tar: does not fit the paper's network"):
+        check_checkpoint("tf", str(wrong))
+    garbage = tmp_path / "garbage.pth.tar"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(PaperError, match=r"garbage\.pth\.tar: not a readable checkpoint"):
+        check_checkpoint("tf", str(garbage))
+    small = tmp_path / "clip_b.safetensors"  # a CLIP text tower, but not ViT-L/14's
+    save_file({"token_embedding.weight": torch.zeros(49408, 64), "positional_embedding": torch.zeros(77, 64),
+               "transformer.resblocks.0.ln_1.weight": torch.ones(64)}, str(small))
+    with pytest.raises(PaperError, match=r"paper\.text_weights: .*clip_b\.safetensors: not the CLIP ViT-L/14 text tower"):
+        check_text_weights(str(small))
+    with pytest.raises(PaperError, match=r"paper\.text_weights: .*MVLM_TF\.pth\.tar: .*no CLIP text tower"):
+        check_text_weights(str(wrong))
+
+
+def test_shipped_params_resolve_and_variants_are_valid_tracker_settings():
+    from mvlm.config import tracker_config
+    from mvlm.paper import load_config
+
+    cfg = load_config(yaml.safe_load((REPO / "paper" / "params.yaml").read_text())["paper"])
+    assert set(cfg.datasets) == {"lasot", "tnl2k", "otb99_lang", "mgit"}
+    assert cfg.datasets["tnl2k"].presets == {"tf": "tf_tnl2k"} and not cfg.datasets["mgit"].score
+    assert cfg.compats == ["reference", "corrected"]
+    for name, variant in cfg.ablate.variants.items():
+        assert name.replace("_", "").isalnum(), name  # a DVC param path: no dots
+        settings = {k: v for k, v in variant.items() if k != "compat"}
+        # the released settings: none of the embedded pipeline's CPU heuristics
+        cfg_t = tracker_config(settings, preset="tf")
+        assert (cfg_t.size_damping, cfg_t.global_vs_local, cfg_t.refine_global, cfg_t.shot_cut_threshold,
+                cfg_t.target_scale_tiles, cfg_t.exit_watch) == (1.0, False, False, None, False, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# slow: the whole paper pipeline on real frames
+
+
+def _real_trees(real: Path, root: Path) -> tuple[Path, Path]:
+    """LaSOT tree (airplane-1 linked, a one-line testing_set.txt) and an OTB99-Lang tree (videos
+    linked under OTB_videos/, sentences written: the OTB99-Lang query files are not here)."""
+    lasot = root / "LaSOT"
+    (lasot / "airplane").mkdir(parents=True)
+    (lasot / "airplane" / "airplane-1").symlink_to(real / "lasot" / "airplane" / "airplane-1")
+    (lasot / "testing_set.txt").write_text("airplane-1\n")
+    otb = root / "OTB99-Lang"
+    (otb / "OTB_videos").mkdir(parents=True)
+    (otb / "OTB_query_test").mkdir()
+    for name in OTB:
+        (otb / "OTB_videos" / name).symlink_to(real / "otb" / name)
+        (otb / "OTB_query_test" / f"{name}.txt").write_text(SENTENCES[name] + "\n")
+    return lasot, otb
+
+
+@pytest.fixture(scope="module")
+def paper_repo(tmp_path_factory, real_data) -> Path:
+    files = tmp_path_factory.mktemp("files")
+    for seed, mode in enumerate(("tf", "bbox")):
+        write_released(files / f"MVLM_{mode.upper()}.pth.tar", random_released_state(seed, 100), 100)
+    write_clip_l14_text(files / "ViT-L-14.safetensors")
+    lasot, otb = _real_trees(real_data, tmp_path_factory.mktemp("data"))
+    work = tmp_path_factory.mktemp("paper_repo")
+    shutil.copytree(REPO / "mvlm", work / "mvlm", ignore=shutil.ignore_patterns("__pycache__"))
+    (work / "paper").mkdir()
+    shutil.copytree(REPO / "paper" / "notebooks", work / "paper" / "notebooks")
+    shutil.copy(REPO / "paper" / "dvc.yaml", work / "paper" / "dvc.yaml")
+    params = yaml.safe_load((REPO / "paper" / "params.yaml").read_text())
+    paper = params["paper"]
+    paper["checkpoints"] = {m: str(files / f"MVLM_{m.upper()}.pth.tar") for m in ("tf", "bbox")}
+    paper["text_weights"] = str(files / "ViT-L-14.safetensors")
+    paper["datasets"] = {"lasot": {"root": str(lasot)}, "otb99_lang": {"root": str(otb)}}
+    paper["compats"] = ["reference"]
+    # 3 frames per sequence: 4 evaluation runs (one sequence each) and one new ablation run = 15 frames
+    paper["run"] = {"device": "cpu", "gpus": 0, "workers": 1, "max_frames": 3, "max_sequences": 0}
+    variants = paper["ablate"]["variants"]
+    paper["ablate"]["variants"] = {k: variants[k] for k in ("released", "alpha_05")}
+    (work / "paper" / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    _run(["git", "init", "-q"], work)
+    _run(git + ["add", "-A"], work)
+    _run(git + ["commit", "-qm", "paper"], work)
+    _run(["dvc", "init", "-q"], work)
+    _run(["dvc", "config", "core.analytics", "false"], work)
+    _run(["dvc", "repro", "paper/dvc.yaml"], work, timeout=1200)
+    return work
+
+
+@pytest.mark.slow  # ~3 min on 2 cores: 10 stages, base-size networks on CPU, 15 tracked frames
+def test_paper_pipeline_on_real_frames(paper_repo: Path):
+    import pandas as pd
+
+    reports = paper_repo / "paper" / "reports"
+    inputs = {p.stem: json.loads(p.read_text()) for p in (paper_repo / "paper" / "inputs").glob("*.json")}
+    assert set(inputs) == {"checkpoint_tf", "checkpoint_bbox", "text_weights", "dataset_lasot", "dataset_otb99_lang"}
+    assert inputs["dataset_lasot"]["sequences"] == 1 and inputs["dataset_otb99_lang"]["sequences"] == 1
+    sha = inputs["checkpoint_tf"]["sha256"][:8]
+    for dataset, n in (("lasot", 1), ("otb99_lang", 1)):
+        for mode in ("tf", "bbox"):
+            m = json.loads((reports / "metrics" / f"{dataset}-{mode}-reference.json").read_text())
+            assert m["failed"] == [] and len(m["tracked"]) == n, m
+            assert m["preset"] == mode and m["model"]["file"] == f"MVLM_{mode.upper()}.pth.tar"
+            assert 0.0 <= m["scores"]["auc"] <= 100.0
+            meta = json.loads(next((paper_repo / "paper" / "results" / f"{dataset}-{mode}-reference")
+                                   .glob("*_meta.json")).read_text())
+            assert meta["frames"] == 3 and meta["config"]["tracker"]["size_damping"] == 1.0
+            assert meta["config"]["tracker"]["compat"] == "reference"
+    table = pd.read_csv(reports / "tables" / "tracking_by_language.csv")
+    ours = table[table.source == "ours"]
+    assert list(ours.tracker) == [f"MVLM_TF.pth.tar sha256:{sha}, reference, first 3 frames"]
+    assert set(ours.columns) >= {"LASOT AUC", "OTB99_LANG AUC", "LASOT profile"}
+    assert ours["LASOT profile"].iloc[0] == "vl_python"
+    published = table[(table.source == "published") & (table.tracker == "MVLM")]
+    assert published["LASOT AUC"].iloc[0] == 60.7
+    ablations = pd.read_csv(reports / "tables" / "ablations.csv")
+    assert set(ablations.variant) == {"released", "alpha_05"}
+    assert ablations.set_index("variant").loc["alpha_05", "swept"] == "α = 0.5"
+    released = json.loads((reports / "ablations" / "released.json").read_text())
+    assert released["reused"] == 1  # the released settings: the evaluation's results, copied
+    for dataset in ("lasot", "otb99_lang"):
+        for kind in ("success", "precision"):
+            assert (reports / "figures" / f"{dataset}_{kind}.png").stat().st_size > 1000
+    assert "## Tracking by language" in (reports / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_replacing_a_checkpoint_reruns_only_what_depends_on_it(paper_repo: Path):
+    out = _run(["dvc", "status", "paper/dvc.yaml"], paper_repo).stdout
+    stale = {line.strip().rstrip(":") for line in out.splitlines() if line.startswith("paper/dvc.yaml:")}
+    assert all(s.split(":")[1].startswith(("inputs", "dataset@")) for s in stale), out  # always checked
+    params = paper_repo / "paper" / "params.yaml"
+    bbox = Path(yaml.safe_load(params.read_text())["paper"]["checkpoints"]["bbox"])
+    write_released(bbox, random_released_state(7, 100), 100)  # other weights, same name
+    _run(["dvc", "repro", "paper/dvc.yaml:inputs"], paper_repo)
+    out = _run(["dvc", "status", "paper/dvc.yaml"], paper_repo).stdout
+    stale = {line.strip().rstrip(":").split(":")[1] for line in out.splitlines() if line.startswith("paper/dvc.yaml:")}
+    evaluations = {s for s in stale if s.startswith("evaluate@")}
+    assert evaluations == {"evaluate@lasot-bbox-reference", "evaluate@otb99_lang-bbox-reference"}, out
+    assert not any(s.startswith("ablate@") for s in stale), out  # the ablations run the TF network
+
+
+def test_row_labels_and_paper_value_marks():
+    from mvlm.paper import paper_value_marks, row_label
+
+    entry = {"model": {"file": "MVLM_TF.pth.tar", "sha256": "0123456789abcdef"}, "compat": "reference",
+             "max_frames": 0, "preset": "tf_tnl2k", "overrides": {"alpha": 0.7, "omega": 0.2, "memory": False}}
+    assert row_label(entry) == "MVLM_TF.pth.tar sha256:01234567, reference"
+    assert row_label({**entry, "max_frames": 5}).endswith(", first 5 frames")
+    assert paper_value_marks(entry) == "α = 0.7 (paper); ω = 0.2"
