@@ -1,6 +1,6 @@
-"""The paper's training recipes (configs/paper_train.yaml) as a pipeline stage.
+"""The paper's training recipes (paper/params.yaml) as a pipeline stage.
 
-    paper_train_stage("configs/paper_train.yaml", "train_tf", enabled=True,
+    paper_train_stage("paper/params.yaml", "train_tf", enabled=True,
                       summary="reports/paper/train_tf.json")
 
 runs ``mvlm train --params <recipe> --section <section> --resume --summary <summary>`` (so
@@ -16,7 +16,7 @@ from typing import Optional
 
 from mvlm.atomic import write_json, write_text
 
-DEFAULT_RECIPE = "configs/paper_train.yaml"
+DEFAULT_RECIPE = "paper/params.yaml"
 
 
 def write_disabled(cfg, section: str, summary: Optional[str]) -> dict:

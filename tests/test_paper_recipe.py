@@ -1,4 +1,4 @@
-"""The paper's recipe (configs/paper_train.yaml): reference optimizer groups name by name on the
+"""The paper's recipe (paper/params.yaml): reference optimizer groups name by name on the
 full-size key list, split-safe training datasets, batch semantics across process counts, one
 `base` step on real frames from random weights in the pretrained file layouts."""
 
@@ -20,7 +20,7 @@ from mvlm.data.sampling import SplitLeakError, load_training_sequences
 from mvlm.train import optimizer_groups, saved_config
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "configs" / "paper_train.yaml"
+RECIPE = REPO / "paper" / "params.yaml"
 KEYS = REPO / "tests" / "fixtures" / "reference-parity" / "base_state_dict_keys.json"
 REAL_LASOT = REPO.parent / "shared" / "data" / "real" / "lasot"
 MICRO = {
