@@ -1,5 +1,6 @@
 """Upper bounds of a trained network under oracle help: what would the tracker score if its
-re-detection were perfect? A diagnostic for issue #6's accuracy lines, not a tracker mode.
+re-detection were perfect? A diagnostic of
+what limits the embedded networks' accuracy, not a tracker mode.
 
 Each sequence is tracked with the pipeline's tracker settings (params.yaml `tracker`), except that
 after some frames the ground-truth box of that frame is handed over, as a perfect re-detection
