@@ -32,7 +32,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--window-size=1400,1000", "--use-fake-device-for-media-stream",
                   "--use-fake-ui-for-media-stream"]
 # a model load is ~5 s of CPU, but minutes of wall time on a busy 2-core machine
-LOAD_S = float(os.environ.get("MVLM_UI_LOAD_TIMEOUT", "300"))
+LOAD_S = float(os.environ.get("MVLM_UI_LOAD_TIMEOUT", "600"))
 ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"  # W3C WebDriver element reference
 
 pytestmark = [
@@ -81,7 +81,7 @@ class WebDriver:
         return value
 
     def get(self, url: str) -> None:
-        self._call("POST", f"{self.session}/url", {"url": url})
+        self._call("POST", f"{self.session}/url", {"url": url}, timeout=LOAD_S)
 
     def js(self, script: str, *args):
         return self._call("POST", f"{self.session}/execute/sync", {"script": script, "args": list(args)})
