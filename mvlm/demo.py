@@ -380,7 +380,8 @@ def annotate(frame_rgb: np.ndarray, result: FrameResult, text: str = "", fps: fl
         cv2.rectangle(img, (int(round(x)), int(round(y))), (int(round(x + bw)), int(round(y + bh))),
                       colour, thick, cv2.LINE_8)  # axis-aligned: crisp without AA
     kappa = "n/a" if result.kappa is None else f"{result.kappa:+.3f}"
-    lines = [f"#{result.index}  k={kappa}  {result.mode}  {fps:.1f} FPS"]
+    gate = f"  next {result.next_mode}" if result.next_mode else ""  # the gate's decision for the next frame
+    lines = [f"#{result.index}  k={kappa}  {result.mode}{gate}  {fps:.1f} FPS"]
     if text:
         lines.append(text if len(text) <= 60 else text[:57] + "...")
     font = cv2.FONT_HERSHEY_SIMPLEX
@@ -626,13 +627,15 @@ class DemoSummary:
 def run_demo(source: FrameSource, tracker: Any, text: str, init_box: Optional[np.ndarray] = None,
              video_out: str | Path | None = None, results_out: str | Path | None = None,
              broadcaster: Optional[FrameBroadcaster] = None, max_frames: int | None = None,
-             on_frame: Optional[Callable[[FrameResult, float], None]] = None) -> DemoSummary:
+             on_frame: Optional[Callable[[FrameResult, float], None]] = None,
+             window: Optional["Window"] = None) -> DemoSummary:
     """Track `text` through `source`; frame 0 initializes (and is predicted), then `track`.
 
     Writes one results line and one annotated video frame per processed frame; the files
     appear only when the run finishes. If it stops part-way (a corrupt frame, Ctrl-C), what was
     tracked goes to ``.partial`` files and `PartialRun` names them; when nothing was tracked,
-    no file is created and existing ones are untouched.
+    no file is created and existing ones are untouched. `window`: a live display (`open_window`)
+    shown every annotated frame; its quit key ends the run like `max_frames` (finished files).
     """
     text = check_text(text)
     writer = VideoWriterMP4(video_out, source.fps) if video_out else None
@@ -654,7 +657,7 @@ def run_demo(source: FrameSource, tracker: Any, text: str, init_box: Optional[np
             summary.modes[res.mode] = summary.modes.get(res.mode, 0) + 1
             if results:
                 results.write(res.box)
-            if writer or broadcaster:
+            if writer or broadcaster or window:
                 shown = annotate(frame, res, text, fps)
                 if writer:
                     writer.write(shown)
@@ -662,6 +665,9 @@ def run_demo(source: FrameSource, tracker: Any, text: str, init_box: Optional[np
                     broadcaster.publish(encode_jpeg(shown), status_of(res, text, fps, source.frame_count))
             if on_frame:
                 on_frame(res, fps)
+            if window is not None and window.show(shown) == "quit":
+                summary.stopped_early = True
+                break
     except BaseException as exc:
         summary.seconds = time.perf_counter() - start
         kept = [str(p) for p in (writer.close(ok=False) if writer else None,
@@ -694,3 +700,191 @@ def status_of(res: FrameResult, text: str, fps: float, total: int) -> dict:
         "fps": round(fps, 2),
         "text": text,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# windows: drawing the first box (--select) and the live display
+
+
+def has_display() -> bool:
+    """A desktop to open windows on: $DISPLAY / $WAYLAND_DISPLAY on Linux, always elsewhere."""
+    import sys
+
+    if sys.platform.startswith(("win", "darwin")):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def opencv_has_gui() -> bool:
+    """False for opencv-python-headless (no HighGUI: imshow / selectROI raise)."""
+    import cv2
+
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GUI:"):
+            return line.split(":", 1)[1].strip().upper() not in ("NONE", "")
+    return False
+
+
+class Window:
+    """A desktop window of the CLI demo. `select_box(frame)`: the user drags a box on the frame
+    (Enter / Space accepts, Esc / c cancels -> None); `show(frame)`: one annotated frame, returns
+    "quit" when Esc or q was pressed; Space pauses and resumes (while paused the frame stays)."""
+
+    title = "mvlm demo"
+
+    def select_box(self, frame_rgb: np.ndarray) -> Optional[np.ndarray]:
+        raise NotImplementedError
+
+    def show(self, frame_rgb: np.ndarray) -> Optional[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class OpenCVWindow(Window):
+    """OpenCV's HighGUI (the `opencv-python` wheel): cv2.selectROI and cv2.imshow."""
+
+    def select_box(self, frame_rgb: np.ndarray) -> Optional[np.ndarray]:
+        import cv2
+
+        title = f"{self.title}: drag the target's box, Enter to accept, c to cancel"
+        x, y, w, h = cv2.selectROI(title, cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), showCrosshair=True)
+        cv2.destroyWindow(title)
+        return np.array([x, y, w, h], float) if w > 1 and h > 1 else None
+
+    def show(self, frame_rgb: np.ndarray) -> Optional[str]:
+        import cv2
+
+        cv2.imshow(self.title, cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
+        key = cv2.waitKey(1) & 0xFF
+        while key == ord(" "):  # paused until Space again (or quit)
+            key = cv2.waitKey(0) & 0xFF
+            if key == ord(" "):
+                break
+        return "quit" if key in (27, ord("q")) else None
+
+    def close(self) -> None:
+        import cv2
+
+        cv2.destroyAllWindows()
+
+
+def _photo_data(frame_rgb: np.ndarray) -> bytes:
+    """A binary PPM: what Tk's PhotoImage reads without Pillow."""
+    h, w = frame_rgb.shape[:2]
+    return f"P6 {w} {h} 255 ".encode() + np.ascontiguousarray(frame_rgb, np.uint8).tobytes()
+
+
+class TkWindow(Window):
+    """The same window with the standard library's Tk, for opencv-python-headless installs.
+
+    One Tk root for the run; the frame is a PhotoImage on a Canvas (1:1 pixels, so a drag maps
+    to frame pixels directly); keys are bound on the root.
+    """
+
+    def __init__(self) -> None:
+        import tkinter
+
+        self.tk = tkinter
+        self.root = tkinter.Tk()
+        self.root.title(self.title)
+        self.canvas = tkinter.Canvas(self.root, highlightthickness=0, cursor="crosshair")
+        self.canvas.pack()
+        self.photo = None
+        self.keys: list[str] = []
+        self.closed = False
+        self.root.bind("<Key>", lambda e: self.keys.append(e.keysym))
+        self.root.protocol("WM_DELETE_WINDOW", self._on_close)
+
+    def _on_close(self) -> None:
+        self.closed = True
+        self.keys.append("Escape")
+
+    def _draw(self, frame_rgb: np.ndarray) -> None:
+        h, w = frame_rgb.shape[:2]
+        self.photo = self.tk.PhotoImage(data=_photo_data(frame_rgb), format="PPM")
+        self.canvas.config(width=w, height=h)
+        self.canvas.delete("all")
+        self.canvas.create_image(0, 0, image=self.photo, anchor="nw")
+
+    def select_box(self, frame_rgb: np.ndarray) -> Optional[np.ndarray]:
+        self.root.title(f"{self.title}: drag the target's box, Enter to accept, Esc to cancel")
+        self._draw(frame_rgb)
+        drag: dict = {}
+
+        def press(e):
+            drag["p0"] = (e.x, e.y)
+            self.canvas.delete("box")
+
+        def move(e):
+            if "p0" in drag:
+                self.canvas.delete("box")
+                self.canvas.create_rectangle(*drag["p0"], e.x, e.y, outline="#ffd000", width=2, tags="box")
+
+        def release(e):
+            if "p0" in drag:
+                (x0, y0), (x1, y1) = drag.pop("p0"), (e.x, e.y)
+                drag["box"] = (min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0))
+
+        self.canvas.bind("<ButtonPress-1>", press)
+        self.canvas.bind("<B1-Motion>", move)
+        self.canvas.bind("<ButtonRelease-1>", release)
+        self.keys.clear()
+        try:
+            while True:
+                self.root.update()
+                while self.keys:
+                    key = self.keys.pop(0)
+                    if key in ("Escape", "c"):
+                        return None
+                    if key in ("Return", "KP_Enter", "space") and drag.get("box"):
+                        x, y, w, h = drag["box"]
+                        return np.array([x, y, w, h], float) if w > 1 and h > 1 else None
+                time.sleep(0.01)
+        finally:
+            for event in ("<ButtonPress-1>", "<B1-Motion>", "<ButtonRelease-1>"):
+                self.canvas.unbind(event)
+            self.root.title(self.title)
+            self.root.update()  # the title changes now, not when the first tracked frame is shown
+
+    def show(self, frame_rgb: np.ndarray) -> Optional[str]:
+        self._draw(frame_rgb)
+        self.root.update()
+        paused = False
+        while True:
+            while self.keys:
+                key = self.keys.pop(0)
+                if key in ("Escape", "q"):
+                    return "quit"
+                if key == "space":
+                    paused = not paused
+                    self.root.title(f"{self.title} (paused: Space to resume)" if paused else self.title)
+            if not paused:
+                return None
+            time.sleep(0.02)
+            self.root.update()
+
+    def close(self) -> None:
+        with_errors = (self.tk.TclError,)
+        try:
+            self.root.destroy()
+        except with_errors:
+            pass
+
+
+def open_window(backend: str = "auto") -> Window:
+    """`OpenCVWindow` where OpenCV has HighGUI, else `TkWindow`; `DemoError` saying why not."""
+    if not has_display():
+        raise DemoError("no display: $DISPLAY is not set (use --no-display, or run under X / Xvfb)")
+    if backend in ("auto", "opencv") and opencv_has_gui():
+        return OpenCVWindow()
+    if backend == "opencv":
+        raise DemoError("this OpenCV has no window support (opencv-python-headless): install opencv-python")
+    try:
+        return TkWindow()
+    except ImportError as exc:
+        raise DemoError("no window toolkit: OpenCV is headless and tkinter is missing "
+                        "(install opencv-python, or python3-tk)") from exc
+    except Exception as exc:  # tkinter.TclError: the display cannot be opened
+        raise DemoError(f"cannot open a window on the display: {exc}") from exc

@@ -77,7 +77,8 @@ def run_sequence(
 ) -> SequenceRun:
     """Track `sequence` (template-free from the sentence, or from the GT box in `bbox` mode).
     `weights`: how to load the checkpoint (see `load_widget_tracker`)."""
-    tracker = load_widget_tracker(checkpoint, mode, compat, overrides, **(weights or {})).tracker
+    built = load_widget_tracker(checkpoint, mode, compat, overrides, **(weights or {}))
+    tracker = built.tracker
     sentence = text if text is not None else sequence.language
     n = len(sequence.frames) if max_frames is None else min(max_frames, len(sequence.frames))
     boxes, kappa, modes = [], [], []

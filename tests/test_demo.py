@@ -17,6 +17,13 @@ from mvlm.cli import main
 W, H, N = 128, 96, 20
 
 
+@pytest.fixture(autouse=True)
+def headless(monkeypatch):
+    """These runs are headless even on a desktop (a live window opens whenever $DISPLAY is set)."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+
+
 def generated_sequence(out: Path, frames: int = N, width: int = W, height: int = H, seed: int = 0) -> tuple[Path, str]:
     """One sequence from the embedded generator (LaSOT layout): (folder, sentence)."""
     from mvlm.serve.app import make_sample

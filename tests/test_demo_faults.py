@@ -24,7 +24,7 @@ GOOD = "1.0000,2.0000,3.0000,4.0000\n"  # an earlier run's results: must survive
 
 def run_demo(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "mvlm", "demo", "--text", "the bright square", "--quiet",
+    return subprocess.run([sys.executable, "-m", "mvlm", "demo", "--text", "the bright square", "--quiet", "--no-display",
                            *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 

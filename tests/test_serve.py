@@ -80,7 +80,7 @@ def test_load_sample_track_pause_resume_switch(client):
 
     # a new sentence while paused re-initializes on the frame on screen
     switched = client.post("/api/track/sentence", json={"text": "the other object"})
-    assert switched.json() == {"queued": True, "text": "the other object"}
+    assert switched.json() == {"queued": True, "text": "the other object", "box": None}
     status = wait_for(client, lambda s: s["text"] == "the other object")
     assert status["state"] == "paused" and status["frames_done"] == frozen + 1
     history = client.get("/api/history").json()["items"]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import queue
 import re
 import shutil
 import tempfile
@@ -41,6 +43,7 @@ from mvlm.demo import (MJPEG_MEDIA_TYPE, VIDEO_SUFFIXES, DemoError, FpsMeter, Fr
                        FrameResult, FrameSource, LoadedTracker, PathRefused, annotate, check_box,
                        check_text, encode_jpeg, initialize, load_tracker, mjpeg_parts, open_path,
                        status_of, track)
+from mvlm.serve.fetch import FetchError, fetch_to_file
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 HISTORY_LIMIT = 200_000  # entries kept for the timeline (a long video at 30 FPS is ~2 h)
@@ -48,6 +51,13 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 CLIENT_HEADER = "X-MVLM-Client"  # a custom header: a cross-site form or simple fetch cannot send it
 UPLOAD_PATH = "/api/video/upload"
 UPLOAD_TYPE = "application/octet-stream"
+WEBCAM_START_PATH = "/api/video/webcam"  # the first camera frame (JPEG/PNG bytes): a webcam source
+WEBCAM_FRAME_PATH = "/api/webcam/frame"  # each further camera frame while that source is loaded
+WEBCAM_FRAME_LIMIT = 4 * 1024 * 1024  # one encoded camera frame
+WEBCAM_MAX_SIDE = 2048
+WEBCAM_IDLE_S = 20.0  # a webcam run ends when the page sends no frame for this long
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".tar")
+FILE_LIST_LIMIT = 500
 SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both accept 0..2**32-1
 log = logging.getLogger("mvlm.serve")
 
@@ -65,7 +75,8 @@ class ServeConfig:
     upload_limit_mb: float = 200.0
     work_dir: Optional[Path] = None  # uploads and samples; a fresh temp folder when None
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # Host header names answered
-    json_limit_bytes: int = 64 * 1024  # every request body but an upload
+    json_limit_bytes: int = 64 * 1024  # every request body but an upload or a camera frame
+    url_time_limit_s: float = 60.0  # a video fetched from a URL: whole transfer
 
     @property
     def upload_limit_bytes(self) -> int:
@@ -108,8 +119,12 @@ class StartRequest(BaseModel):
 
 
 class SentenceRequest(BaseModel):
-    text: str
+    text: Optional[str] = None  # None or empty: keep the current sentence (a drawn box alone switches)
     box: Optional[list[float]] = None
+
+
+class UrlRequest(BaseModel):
+    url: str = Field(..., max_length=2048)
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,10 +240,12 @@ class RequestGuard:
 
     SAFE = ("GET", "HEAD", "OPTIONS")
 
-    def __init__(self, app: Any, allowed_hosts: tuple[str, ...], body_limit: int):
+    def __init__(self, app: Any, allowed_hosts: tuple[str, ...], body_limit: int,
+                 path_limits: Optional[dict[str, int]] = None):
         self.app = app
         self.allowed = {h.strip().lower().strip("[]").rstrip(".") for h in allowed_hosts}
-        self.body_limit = body_limit
+        self.default_limit = body_limit
+        self.path_limits = dict(path_limits or {})  # raw-body endpoints with their own cap
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -247,10 +264,11 @@ class RequestGuard:
                 return await self._refuse(scope, receive, send, 403, problem)
         if scope["path"] == UPLOAD_PATH:
             return await self.app(scope, receive, send)
+        limit = self.path_limits.get(scope["path"], self.default_limit)
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.body_limit):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return await self._refuse(scope, receive, send, 413,
-                                      f"request body over the limit of {self.body_limit} bytes")
+                                      f"request body over the limit of {limit} bytes")
         if method in self.SAFE and declared is None:
             return await self.app(scope, receive, send)
         # read the (small) body here so a chunked one cannot grow past the limit either
@@ -261,9 +279,9 @@ class RequestGuard:
                 return  # the client went away
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.body_limit:
+            if len(body) > limit:
                 return await self._refuse(scope, receive, send, 413,
-                                          f"request body over the limit of {self.body_limit} bytes")
+                                          f"request body over the limit of {limit} bytes")
         replayed = False
 
         async def replay() -> dict:
@@ -278,6 +296,79 @@ class RequestGuard:
     @staticmethod
     async def _refuse(scope: dict, receive: Any, send: Any, status: int, detail: str) -> None:
         await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+# --------------------------------------------------------------------------------------------
+# the browser's camera as a frame source
+
+
+def decode_image(data: bytes, what: str = "camera frame") -> np.ndarray:
+    """JPEG/PNG/WebP bytes -> RGB uint8 (H, W, 3); `DemoError` for anything else or too large."""
+    import cv2
+
+    if not data:
+        raise DemoError(f"{what}: empty body")
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None or bgr.ndim != 3:
+        raise DemoError(f"{what}: not a JPEG, PNG or WebP image")
+    h, w = bgr.shape[:2]
+    if max(h, w) > WEBCAM_MAX_SIDE or min(h, w) < 16:
+        raise DemoError(f"{what}: {w}x{h} outside 16..{WEBCAM_MAX_SIDE} pixels a side")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class WebcamSource(FrameSource):
+    """Frames the page's getUserMedia camera posts (`WEBCAM_FRAME_PATH`). A run starts on the
+    snapshot the box was drawn on (`first`), then takes the newest posted frame each time (older
+    ones are dropped: the tracker never falls behind the camera). `end_runs` ends the frame
+    iterators of running tracks (stop); a run also ends after `WEBCAM_IDLE_S` without a frame."""
+
+    def __init__(self, first: np.ndarray, idle_s: float = WEBCAM_IDLE_S):
+        self.name = "webcam (browser camera)"
+        self.fps = 30.0
+        self.frame_count = -1
+        self.first = first
+        self.shape = first.shape
+        self.idle_s = idle_s
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._generation = 0
+        self.received = 0
+
+    def push(self, frame: np.ndarray) -> None:
+        if frame.shape != self.shape:
+            raise DemoError(f"camera frame {frame.shape[1]}x{frame.shape[0]} differs from the first "
+                            f"frame's {self.shape[1]}x{self.shape[0]}: load the webcam again")
+        while True:
+            try:
+                self._queue.put_nowait(frame)
+                break
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()  # drop the oldest
+        self.received += 1
+
+    def end_runs(self) -> None:
+        self._generation += 1
+
+    def first_frame(self) -> np.ndarray:
+        return self.first
+
+    def frames(self):
+        generation = self._generation
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()  # frames from before this run are stale
+        yield self.first
+        idle_since = time.monotonic()
+        while generation == self._generation:
+            try:
+                frame = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if time.monotonic() - idle_since > self.idle_s:
+                    return
+                continue
+            idle_since = time.monotonic()
+            yield frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,11 +441,14 @@ class TrackingSession:
         return {"description": m.description, "random_init": m.random_init, "preset": m.model_preset,
                 "tracker_preset": m.tracker_preset, "compat": m.compat, "device": m.device}
 
-    def load_video(self, path: Path, label: str, suggested_text: str = "", owned: Optional[Path] = None) -> dict:
-        """Open `path` (frames confined to the allowed roots). `owned`: a file or folder this
-        session wrote for it (upload, sample); it is deleted when another video replaces it."""
+    def load_video(self, path: Optional[Path], label: str, suggested_text: str = "", owned: Optional[Path] = None,
+                   source: Optional[FrameSource] = None) -> dict:
+        """Open `path` (frames confined to the allowed roots), or take a ready `source` (webcam).
+        `owned`: a file or folder this session wrote for it (upload, sample, URL download); it is
+        deleted when another video replaces it."""
         try:
-            source = open_path(path, roots=self.paths.roots)
+            if source is None:
+                source = open_path(path, roots=self.paths.roots)
             first = source.first_frame()
         except PathRefused as exc:
             raise HTTPException(403, str(exc)) from exc
@@ -367,12 +461,23 @@ class TrackingSession:
             self.first_jpeg = encode_jpeg(first, 90)
             h, w = first.shape[:2]
             self.video_info = {"name": label, "frame_count": source.frame_count, "fps": round(source.fps, 3),
-                               "width": w, "height": h}
+                               "width": w, "height": h, "live": isinstance(source, WebcamSource)}
             self.suggested_text = suggested_text
             self.state, self.error, self.last = "idle", None, None
         if previous is not None and previous != owned:
             _remove(previous)
         return {**self.video_info, "suggested_text": suggested_text}
+
+    def push_webcam_frame(self, frame: np.ndarray) -> dict:
+        with self._lock:
+            source = self.source
+        if not isinstance(source, WebcamSource):
+            raise HTTPException(409, "no webcam source is loaded: load the webcam first")
+        try:
+            source.push(frame)
+        except DemoError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return {"received": source.received, "state": self.state}
 
     def close(self) -> None:
         """Stop tracking; delete this session's uploads and samples (and its temp folder)."""
@@ -433,6 +538,8 @@ class TrackingSession:
             thread = self._thread
             self._stop = True
             self._wake.notify_all()
+            if isinstance(self.source, WebcamSource):
+                self.source.end_runs()  # the thread may be waiting for the next camera frame
         if thread is not None:
             thread.join(timeout=30)
         with self._lock:
@@ -445,14 +552,17 @@ class TrackingSession:
             if self.state not in ("running", "paused"):
                 raise HTTPException(409, f"cannot change the sentence: tracking is {self.state}")
             try:
-                text = check_text(req.text)
+                keep = req.text is None or not req.text.strip()
+                if keep and req.box is None:
+                    raise DemoError("give a new sentence, a new box, or both")
+                text = self.text if keep else check_text(req.text)
                 box = None if req.box is None else check_box(
                     req.box, "box", (self.video_info["height"], self.video_info["width"]))
             except DemoError as exc:
                 raise HTTPException(400, str(exc)) from exc
             self._pending = (text, box)
             self._wake.notify_all()
-        return {"queued": True, "text": text}
+        return {"queued": True, "text": text, "box": None if box is None else [float(v) for v in box]}
 
     # ---- the thread -----------------------------------------------------------------------
 
@@ -516,6 +626,8 @@ class TrackingSession:
             with self._lock:
                 self._parked = False
                 if run_id == self.run_id and self.state in ("running", "paused"):
+                    if outcome == "finished" and self._stop:
+                        outcome = "stopped"  # a live source ended because stop was asked
                     self.state, self.error = outcome, error
                 self._wake.notify_all()
 
@@ -602,7 +714,8 @@ def create_app(cfg: ServeConfig | None = None) -> FastAPI:
 
     # no /docs or /redoc: FastAPI's pages load Swagger/ReDoc from a CDN (/openapi.json stays)
     app = FastAPI(title="mvlm serve", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(RequestGuard, allowed_hosts=tuple(cfg.allowed_hosts), body_limit=cfg.json_limit_bytes)
+    app.add_middleware(RequestGuard, allowed_hosts=tuple(cfg.allowed_hosts), body_limit=cfg.json_limit_bytes,
+                       path_limits={WEBCAM_START_PATH: WEBCAM_FRAME_LIMIT, WEBCAM_FRAME_PATH: WEBCAM_FRAME_LIMIT})
     app.state.session = session
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -656,6 +769,65 @@ def create_app(cfg: ServeConfig | None = None) -> FastAPI:
             dest.unlink(missing_ok=True)
             raise
         return {**info, "bytes": size}
+
+    @app.post("/api/video/url")
+    def video_url(req: UrlRequest) -> dict:
+        from urllib.parse import urlsplit as _split
+
+        with session._lock:
+            session._require_idle()
+        tail = _split(req.url.strip()).path.rsplit("/", 1)[-1] if "://" in req.url else ""
+        try:
+            name = safe_upload_name(tail)
+        except HTTPException:
+            name = safe_upload_name("video.mp4")  # no video extension in the URL: let OpenCV sniff it
+        dest = session.upload_dir / name
+        try:
+            got = fetch_to_file(req.url, dest, cfg.upload_limit_bytes, time_limit=cfg.url_time_limit_s)
+        except FetchError as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
+        try:
+            info = session.load_video(dest, got["url"], owned=dest)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        return {**info, "bytes": got["bytes"]}
+
+    async def _image_body(request: Request) -> np.ndarray:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != UPLOAD_TYPE:
+            raise HTTPException(415, f"send the encoded camera frame as Content-Type: {UPLOAD_TYPE} "
+                                     f"(got {media or 'none'!r})")
+        try:
+            return decode_image(await request.body())
+        except DemoError as exc:
+            raise HTTPException(400, str(exc)) from exc
+
+    @app.post(WEBCAM_START_PATH)
+    async def video_webcam(request: Request) -> dict:
+        first = await _image_body(request)
+        return session.load_video(None, "webcam (browser camera)", source=WebcamSource(first))
+
+    @app.post(WEBCAM_FRAME_PATH)
+    async def webcam_frame(request: Request) -> dict:
+        return session.push_webcam_frame(await _image_body(request))
+
+    @app.get("/api/files")
+    def files(kind: str = "weights") -> dict:
+        """Files under the data root a model field can name (text weights, checkpoints)."""
+        if kind not in ("weights",):
+            raise HTTPException(400, "kind: expected 'weights'")
+        root = Path(cfg.data_root).resolve()
+        found: list[str] = []
+        for folder, dirs, names in os.walk(root):  # symlinked folders are not entered
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                path = Path(folder) / name
+                if name.lower().endswith(WEIGHT_SUFFIXES) and path.resolve().is_relative_to(root):
+                    found.append(str(path.relative_to(root)))
+                if len(found) >= FILE_LIST_LIMIT:
+                    return {"files": found, "truncated": True}
+        return {"files": found, "truncated": False}
 
     @app.post("/api/video/sample")
     def video_sample(req: SampleRequest) -> dict:

@@ -8,8 +8,12 @@ const state = {
   status: null,
   video: null,          // {width, height, frame_count, ...}
   preview: null,        // ImageBitmap of the first frame
-  box: null,            // [x, y, w, h] in video pixels, drawn by the user
-  drag: null,           // {x0, y0} while dragging
+  box: null,            // [x, y, w, h] in video pixels, drawn by the user on the first frame
+  switchBox: null,      // [x, y, w, h] drawn on the live frame: the next switch's box
+  drag: null,           // {p0} while dragging
+  live: null,           // ImageBitmap of the last tracked frame shown
+  checkpoints: [],      // GET /api/checkpoints entries
+  webcam: null,         // {stream, timer, sending} while the page's camera feeds the server
   shownSeq: -1,         // latest frame number drawn on the canvas
   history: [],          // [{frame, kappa, mode, event}]
   historyRun: -1,
@@ -60,25 +64,69 @@ async function loadPresets() {
   $("model-preset").value = p.model.includes("tiny") ? "tiny" : p.model[0];
   fill($("tracker-preset"), p.tracker);
   fill($("compat"), p.compat);
+  fill($("ckpt-preset"), p.model);
   $("upload-file").title = `limit ${p.upload_limit_mb} MB`;
   $("video-path").placeholder = `path under ${p.data_root}`;
 }
 
+// the checkpoints the server finds under <data root>/models, with the mode/preset they state
+async function loadCheckpointList() {
+  const r = await api("api/checkpoints");
+  state.checkpoints = r.checkpoints || [];
+  const select = $("checkpoint-list");
+  while (select.options.length > 1) select.remove(1);
+  state.checkpoints.forEach((c, i) => {
+    const what = c.error ? `unreadable: ${c.error}`
+      : c.preset ? `${c.format}, preset ${c.preset}, mode ${c.mode}` : `${c.format}, mode and preset not stated`;
+    select.add(new Option(`${c.path} (${what})`, String(i)));
+  });
+}
+
+function pickCheckpoint() {
+  const v = $("checkpoint-list").value;
+  const c = v === "" ? null : state.checkpoints[parseInt(v, 10)];
+  $("checkpoint").value = c ? c.path : "";
+  // a file that states nothing (released .pth.tar) needs its preset and mode from the user
+  $("ckpt-preset").value = "";
+  $("ckpt-mode").value = "";
+  if (c && !c.preset) $("ckpt-mode").focus();
+}
+
+async function loadWeightsList() {
+  const r = await api("api/files?kind=weights");
+  const select = $("text-weights");
+  while (select.options.length > 1) select.remove(1);
+  r.files.forEach((f) => select.add(new Option(f, f)));
+}
+
 async function loadModel() {
   say("loading model…");
-  const info = await postJSON("api/model", {
-    preset: $("model-preset").value,
-    tracker_preset: $("tracker-preset").value || null,
-    compat: $("compat").value,
-    device: $("device").value,
-    checkpoint: $("checkpoint").value.trim() || null,
-  });
-  say(info.random_init ? "random-init model loaded (boxes are meaningless)" : "model loaded");
+  $("model-error").textContent = "";
+  try {
+    const info = await postJSON("api/model", {
+      preset: $("model-preset").value,
+      tracker_preset: $("tracker-preset").value || null,
+      compat: $("compat").value,
+      device: $("device").value,
+      checkpoint: $("checkpoint").value.trim() || null,
+      checkpoint_preset: $("ckpt-preset").value || null,
+      mode: $("ckpt-mode").value || null,
+      text_weights: $("text-weights").value || null,
+      random_init: $("random-text").checked,
+    });
+    say(info.random_init ? "model loaded (random weights in it: boxes are meaningless)" : "model loaded");
+  } catch (err) {
+    $("model-error").textContent = "load failed: " + err.message;
+    throw err;
+  }
 }
 
 async function videoLoaded(info) {
+  if (!info.live) stopWebcam();
   state.video = info;
   state.box = null;
+  state.switchBox = null;
+  state.live = null;
   state.shownSeq = -1;
   if (info.suggested_text && !$("text").value.trim()) $("text").value = info.suggested_text;
   const blob = await (await fetch("api/video/first_frame?t=" + Date.now())).blob();
@@ -105,6 +153,80 @@ async function upload() {
   await videoLoaded(info);
 }
 
+async function fetchUrl() {
+  const url = $("video-url").value.trim();
+  if (!url) throw new Error("type a video URL first");
+  say(`fetching ${url}…`);
+  await videoLoaded(await postJSON("api/video/url", { url }));
+}
+
+// ---------------------------------------------------------------- the page's camera
+
+function grabFrame() {
+  const video = $("webcam-video");
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  return new Promise((resolve, reject) =>
+    canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("could not encode a camera frame"))), "image/jpeg", 0.85));
+}
+
+const postFrame = (path, blob) =>
+  api(path, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: blob });
+
+async function startWebcam() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia)
+    throw new Error("this page cannot use a camera (needs http://127.0.0.1 / localhost or https)");
+  if (!state.webcam) {
+    say("starting the camera…");
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    const video = $("webcam-video");
+    video.srcObject = stream;
+    await video.play();
+    for (let i = 0; i < 100 && !video.videoWidth; i++) await new Promise((r) => setTimeout(r, 50));
+    state.webcam = { stream, timer: null, sending: false };
+  }
+  await webcamSnapshot();
+}
+
+// the snapshot is the frame a box is drawn on and the first frame a run starts from
+async function webcamSnapshot() {
+  const info = await postFrame("api/video/webcam", await grabFrame());
+  await videoLoaded(info);
+  if (!state.webcam.timer) state.webcam.timer = setInterval(pushWebcamFrame, 100);
+  $("webcam-info").textContent = `on: ${info.width}×${info.height}`;
+  showWebcamButtons();
+}
+
+async function pushWebcamFrame() {
+  const cam = state.webcam, s = state.status && state.status.state;
+  if (!cam || cam.sending || !(s === "running" || s === "paused")) return;  // frames matter only while tracking
+  cam.sending = true;
+  try {
+    await postFrame("api/webcam/frame", await grabFrame());
+  } catch (err) {
+    say("camera: " + err.message, true);
+  } finally {
+    cam.sending = false;
+  }
+}
+
+function stopWebcam() {
+  const cam = state.webcam;
+  if (!cam) return;
+  clearInterval(cam.timer);
+  cam.stream.getTracks().forEach((t) => t.stop());
+  state.webcam = null;
+  $("webcam-info").textContent = "off";
+  showWebcamButtons();
+}
+
+function showWebcamButtons() {
+  $("btn-webcam-snap").disabled = !state.webcam;
+  $("btn-webcam-off").disabled = !state.webcam;
+}
+
 async function sample() {
   say("generating a sample sequence…");
   const frames = parseInt($("sample-frames").value, 10) || 120;
@@ -121,10 +243,15 @@ async function start() {
   state.shownSeq = -1;
 }
 
-async function switchSentence() {
-  const r = await postJSON("api/track/sentence", { text: $("new-text").value });
+async function switchTarget() {
+  const text = $("new-text").value.trim();
+  if (!text && !state.switchBox) throw new Error("draw a box on the live frame or type a new sentence");
+  const r = await postJSON("api/track/sentence", { text: text || null, box: state.switchBox });
   $("text").value = r.text;
   $("new-text").value = "";
+  state.switchBox = null;
+  showBoxes();
+  say(r.box ? `switched: box ${r.box.map(Math.round).join(", ")}` + (text ? ` and "${r.text}"` : "") : `switched to "${r.text}"`);
 }
 
 // ---------------------------------------------------------------- drawing the box on the preview
@@ -142,24 +269,40 @@ function boxFrom(p0, p1) {
   return [Math.round(x), Math.round(y), Math.round(Math.abs(p1[0] - p0[0])), Math.round(Math.abs(p1[1] - p0[1]))];
 }
 
-function canDraw() {
+function isActive() {
   const s = state.status && state.status.state;
-  return state.preview && !(s === "running" || s === "paused");
+  return s === "running" || s === "paused";
+}
+
+// before a run: a box on the first frame (start); during a run: a box on the live frame (switch)
+function canDraw() {
+  return isActive() ? !!state.live : !!state.preview;
+}
+
+function showBoxes() {
+  $("box-info").textContent = state.box ? `box ${state.box.join(", ")}` : "no box (template-free)";
+  $("switch-box-info").textContent = state.switchBox ? `new box ${state.switchBox.join(", ")}` : "no new box";
 }
 
 function drawPreview(dragBox) {
-  if (!state.preview) return;
-  const ctx = $("frame-canvas").getContext("2d");
-  ctx.drawImage(state.preview, 0, 0);
-  const box = dragBox || state.box;
+  const base = isActive() ? state.live : state.preview;
+  if (!base) return;
+  const canvas = $("frame-canvas");
+  if (canvas.width !== base.width || canvas.height !== base.height) {
+    canvas.width = base.width;
+    canvas.height = base.height;
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(base, 0, 0);
+  const box = dragBox || (isActive() ? state.switchBox : state.box);
   if (box) {
     ctx.setLineDash([6, 4]);
-    ctx.lineWidth = Math.max(1, state.video.width / 400);
-    ctx.strokeStyle = "#f7c94f";
+    ctx.lineWidth = Math.max(1, canvas.width / 400);
+    ctx.strokeStyle = isActive() ? "#d04fd0" : "#f7c94f";
     ctx.strokeRect(box[0], box[1], box[2], box[3]);
     ctx.setLineDash([]);
   }
-  $("box-info").textContent = state.box ? `box ${state.box.join(", ")}` : "no box (template-free)";
+  showBoxes();
 }
 
 function setupCanvas() {
@@ -175,7 +318,8 @@ function setupCanvas() {
     if (!state.drag) return;
     const box = boxFrom(state.drag.p0, canvasPoint(e));
     state.drag = null;
-    state.box = box[2] >= 2 && box[3] >= 2 ? box : null;  // a click is not a box
+    const drawn = box[2] >= 2 && box[3] >= 2 ? box : null;  // a click is not a box
+    if (isActive()) state.switchBox = drawn; else state.box = drawn;
     drawPreview();
   });
 }
@@ -188,13 +332,8 @@ async function showLatestFrame(frame) {
   try {
     const response = await fetch("api/frame.jpg?f=" + frame);
     if (!response.ok) return;
-    const bitmap = await createImageBitmap(await response.blob());
-    const canvas = $("frame-canvas");
-    if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
-      canvas.width = bitmap.width;
-      canvas.height = bitmap.height;
-    }
-    canvas.getContext("2d").drawImage(bitmap, 0, 0);
+    state.live = await createImageBitmap(await response.blob());
+    if (!state.drag) drawPreview();  // the live frame with a pending switch box on top
     state.shownSeq = frame;
   } finally {
     state.fetchingFrame = false;
@@ -223,7 +362,10 @@ function showStatus(s) {
   $("btn-resume").disabled = s.state !== "paused";
   $("btn-stop").disabled = !active;
   $("btn-switch").disabled = !active;
-  for (const id of ["btn-load-model", "btn-load-path", "btn-upload", "btn-sample"]) $(id).disabled = active;
+  for (const id of ["btn-load-model", "btn-load-path", "btn-upload", "btn-url", "btn-webcam", "btn-webcam-snap",
+                    "btn-sample"]) $(id).disabled = active;
+  if (active) $("btn-webcam-off").disabled = true; else showWebcamButtons();
+  if (!active && state.switchBox) { state.switchBox = null; showBoxes(); }
 }
 
 async function refresh() {
@@ -313,9 +455,27 @@ function wire() {
   $("btn-pause").onclick = () => guarded(() => postJSON("api/track/pause"));
   $("btn-resume").onclick = () => guarded(() => postJSON("api/track/resume"));
   $("btn-stop").onclick = () => guarded(() => postJSON("api/track/stop"));
-  $("btn-switch").onclick = () => guarded(switchSentence);
+  $("btn-switch").onclick = () => guarded(switchTarget);
+  $("btn-url").onclick = () => guarded(fetchUrl);
+  $("btn-webcam").onclick = () => guarded(startWebcam);
+  $("btn-webcam-snap").onclick = () => guarded(webcamSnapshot);
+  $("btn-webcam-off").onclick = () => stopWebcam();
+  $("checkpoint-list").onchange = pickCheckpoint;
   $("btn-clear-box").onclick = () => { state.box = null; drawPreview(); };
+  $("btn-clear-switch-box").onclick = () => { state.switchBox = null; drawPreview(); };
+  for (const id of TABS) $(id).onclick = () => showTab(id);
   setupCanvas();
+}
+
+const TABS = ["tab-model", "tab-video", "tab-track"];
+
+function showTab(id) {
+  for (const tabId of TABS) {
+    const on = tabId === id;
+    $(tabId).className = "tab" + (on ? " active" : "");
+    $(tabId.replace("tab-", "panel-")).hidden = !on;
+  }
+  if (id === "tab-model") guarded(async () => { await loadCheckpointList(); await loadWeightsList(); });
 }
 
 async function poll() {
@@ -324,5 +484,5 @@ async function poll() {
 }
 
 wire();
-loadPresets().catch((err) => say(err.message, true));
+loadPresets().then(loadCheckpointList).then(loadWeightsList).catch((err) => say(err.message, true));
 poll();
