@@ -139,86 +139,66 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class TrackerConfig:
-    """Tracker parameters (digest §2-3). Greek names follow the paper."""
+    """Tracker parameters; docs/tracker.md explains each one. Greek names follow the paper."""
 
     preset: str = "tf"
-    compat: Literal["reference", "corrected"] = "reference"
+    # the paper (docs/tracker.md, "Confidence")
+    compat: Literal["reference", "corrected"] = "reference"  # which fixes are on by default: COMPAT_FIXES
     alpha: float = 1.0  # weight of the VL margin δcorr in κvlm
-    tau: float = 0.1  # gate threshold on κmvlm
+    tau: float = 0.1  # gate threshold on κmvlm: S_t = {i : κmvlm_i ≥ τ}
     omega: float = 0.4  # weight of the memory in κmvlm
     lam: float = 0.4  # EWMA factor of the memory
-    psi_out: float = 0.0  # IoU below which another candidate is a distractor
-    template_free: bool = True
-    search_factor: float = 4.0
-    template_factor: float = 2.0
-    window: bool = True  # Hanning window on the score map
-    num_templates: int = 2
-    update_interval: int = 25
-    update_threshold: float = 0.7
-    # ablation switches
-    memory: bool = True
-    gate: Literal["mvlm", "local_only", "always_global"] = "mvlm"
-    # corrected-mode fixes (each ablatable alone; `compat: corrected` turns all of them on
-    # unless overridden)
-    exact_pooling: Optional[bool] = None
-    aligned_memory: Optional[bool] = None
-    letterbox_global: Optional[bool] = None
-    global_window: Optional[bool] = None  # None = reference behaviour (window in global too)
-    hysteresis: int = 0  # consecutive empty-S frames before going global (0 = reference: 1)
-    # view geometry: map boxes back with the exact view transform (crop origin rounding
-    # included) and cut views with mvlm.data.crops as training does; None = on in corrected
-    exact_mapping: Optional[bool] = None
-    clip_margin: float = 10.0
-    # 0 = the global pass sees the whole frame in one view (reference); z > 0 = it tiles the
-    # frame with overlapping windows of search_size/z frame px (1 = the frame's own pixels), runs
-    # them as one batch and keeps the window whose top candidate has the highest κmvlm
-    global_zoom: float = 0.0
-    # True = once there is a last box, the global pass tiles the frame with windows of the local
-    # crop's side (search_factor·√(w·h) of that box) instead, so a re-detection sees the target at
-    # the scale local crops show it; without a last box (template-free first frame) global_zoom holds
-    target_scale_tiles: bool = False
-    # which window of a tiled global pass answers: the one whose top candidate has the highest
-    # κmvlm, or the highest classification score l. κ's margins are measured inside each window
-    # (a window holding one object alone has a wide margin at any score), l is comparable across them
-    tile_select: Literal["kappa", "score"] = "kappa"
-    # 1 = a local step takes the predicted width and height as they are (reference); β < 1 moves
-    # them only part of the way, geometrically: w_t = w_{t−1}^(1−β) · ŵ^β (the centre is never
-    # damped, and a global pass always takes its box as predicted)
-    size_damping: float = 1.0
-    # False = a global frame takes the global pass's candidate (reference); True = once there is a
-    # previous box, a frame the MVLM gate sends global also runs the local pass around it and keeps
-    # the view whose chosen candidate has the higher κmvlm (two network passes on such frames; the
-    # local_only / always_global gates ignore it)
-    global_vs_local: bool = False
-    # None = the gate alone decides (reference). c = a frame whose small grey thumbnail correlates
-    # below c with the previous frame's is a shot cut: the last box and the memory describe another
-    # shot, so the MVLM gate sends that frame global with no local contest and a fresh memory
-    shot_cut_threshold: Optional[float] = None
-    # False = a global pass answers with its own candidate (reference). True = every global pass
-    # (any gate, contest and shot cuts included) is followed in the same frame by a local pass
-    # around the box it chose, and that pass answers: the whole-frame view finds the target
-    # coarsely, the crop sees it at the local scale the box head is good at (two passes)
-    refine_global: bool = False
-    # with global_vs_local: the global answer replaces the local one only when its chosen
-    # candidate's κmvlm exceeds the local one's by more than this margin (0 = the plain contest)
-    contest_margin: float = 0.0
-    # 0 = off (reference). n > 0 = a box that reaches the frame border (within EXIT_BORDER_PX)
-    # may belong to a target leaving the frame, and one that leaves re-enters elsewhere, out of
-    # reach of the local crop: the MVLM gate then sends the next n frames global (contested with
-    # `global_vs_local`), each with a cleared memory, since the memory describes where the target
-    # was; every frame the box touches the border again restarts the count
-    exit_watch: int = 0
+    psi_out: float = 0.0  # IoU at or below which another candidate is a distractor
+    template_free: bool = True  # sentence only (no templates); False = box + sentence
+    search_factor: float = 4.0  # local crop side = ⌈√(w·h)·search_factor⌉
+    template_factor: float = 2.0  # template crop side, same formula
+    window: bool = True  # Hann window on the score map
+    num_templates: int = 2  # template slots (box mode): slot 0 fixed, the newest replaced
+    update_interval: int = 25  # frames between template updates (0 = never)
+    update_threshold: float = 0.7  # a template update needs l of the chosen cell above this
+    clip_margin: float = 10.0  # an output box keeps at least this many px of width and height
+    # ablations (docs/tracker.md, "Ablation switches")
+    memory: bool = True  # False = κmvlm = κvlm
+    gate: Literal["mvlm", "local_only", "always_global"] = "mvlm"  # or a fixed mode every frame
+    # reference-compat fixes: None = as `compat` says (docs/tracker.md, "compat")
+    exact_pooling: Optional[bool] = None  # area-weighted pooling of the VL similarity
+    aligned_memory: Optional[bool] = None  # κmem resampled into each new view
+    letterbox_global: Optional[bool] = None  # aspect-preserving whole-frame view
+    global_window: Optional[bool] = None  # Hann window in the global pass too
+    exact_mapping: Optional[bool] = None  # views cut and boxes mapped by the view's own transform
+    hysteresis: int = 0  # empty-S_t frames in a row before going global (0 or 1 = reference)
+    # extensions beyond the paper, all off here (docs/tracker.md, "Extensions"; mvlm/track/extensions.py)
+    size_damping: float = 1.0  # β < 1: a local step moves w, h only β of the way (log space)
+    global_vs_local: bool = False  # a gated global frame also runs the local pass; higher κ answers
+    refine_global: bool = False  # every global answer is read again by a local pass around it
+    shot_cut_threshold: Optional[float] = None  # thumbnail correlation below it = new shot: global
+    target_scale_tiles: bool = False  # global pass tiled with windows of the last box's crop side
+    tile_select: Literal["kappa", "score"] = "kappa"  # which tile answers: highest κmvlm or l
 
-    def resolved_fixes(self) -> dict[str, bool]:
-        """Each corrected-mode fix as a bool: explicit value, else on in `corrected` mode."""
-        corrected = self.compat == "corrected"
-        pick = lambda v: corrected if v is None else bool(v)  # noqa: E731
-        return {
-            "exact_pooling": pick(self.exact_pooling),
-            "aligned_memory": pick(self.aligned_memory),
-            "letterbox_global": pick(self.letterbox_global),
-            "global_window": (not corrected) if self.global_window is None else bool(self.global_window),
-        }
+
+# The reference-compat fixes (docs/tracker.md, "compat"): each switch's value under `compat:
+# reference` and under `compat: corrected`, used where the TrackerConfig leaves it None. The
+# one place that says which fixes `corrected` turns on.
+COMPAT_FIXES: dict[str, tuple[bool, bool]] = {
+    "exact_pooling": (False, True),
+    "aligned_memory": (False, True),
+    "letterbox_global": (False, True),
+    "global_window": (True, False),
+    "exact_mapping": (False, True),
+}
+
+
+def resolve_switches(cfg: TrackerConfig) -> dict[str, Any]:
+    """Every reference-compat switch as a concrete value: the explicit setting, else the
+    `compat` mode's (COMPAT_FIXES); `hysteresis` as a frame count, 1 unless set above 1 (in
+    either mode: it is a parameter of the gate, not a fix that `corrected` turns on)."""
+    corrected = cfg.compat == "corrected"
+    switches: dict[str, Any] = {}
+    for name, (reference, fixed) in COMPAT_FIXES.items():
+        value = getattr(cfg, name)
+        switches[name] = (fixed if corrected else reference) if value is None else bool(value)
+    switches["hysteresis"] = max(1, int(cfg.hysteresis))
+    return switches
 
 
 TRACKER_PRESETS: dict[str, dict[str, Any]] = {
@@ -262,16 +242,10 @@ class SamplingConfig:
     hflip: float = 0.5
     dataset_ratios: dict[str, float] = field(default_factory=dict)
     letterbox_share: float = 0.5  # of the global views, share letterboxed (rest stretched)
-    # 0 = global views show the whole frame; z > 0 = a window of the tracker's tiled global
-    # pass (tracker.global_zoom), search_size/z frame px (1 = the frame's own pixels)
-    global_zoom: float = 0.0
     # box mode: this share of the samples carries `neutral_sentence` instead of the sequence's own,
     # so the match must come from the templates (a network trained with sentences alone ignores them)
     neutral_sentence_share: float = 0.0
     neutral_sentence: str = "the target"
-    # of the global views that show the target, share given another sequence's sentence and an
-    # all-zero score target: the heatmap must fire for the described object, not any salient one
-    foreign_sentence_share: float = 0.0
     brightness_jitter: float = 0.2  # brightness factor drawn from U(1 - j, 1 + j) per sample
     # a horizontal flip swaps left/right words in the sentence; None = as `train.compat` says
     # (corrected: swap; reference: the sentence is left as it is, so it may say the wrong side)

@@ -160,8 +160,7 @@ def grounding_report(checkpoint: str | Path, datasets: dict[str, str], sampling:
         report[name] = {
             label: grounding_accuracy(net, sequences, per_sequence=per_sequence,
                                       search_factor=sampling.search_factor,
-                                      template_factor=sampling.template_factor, shuffle_sentences=shuffled,
-                                      tile_zoom=sampling.global_zoom)
+                                      template_factor=sampling.template_factor, shuffle_sentences=shuffled)
             for label, shuffled in (("sentence", False), ("shuffled", True))
         }
     return report

@@ -74,7 +74,6 @@ def hand_over(tracker, box: np.ndarray) -> None:
     tracker.mode = "local"
     tracker.memory, tracker.memory_view = None, None
     tracker.empty_run = 0
-    tracker.exit_watch_left = 0
 
 
 def track_with_oracle(tracker, seq, oracle: str, lost_iou: float = LOST_IOU,

@@ -11,6 +11,7 @@ from mvlm.config import (
     build,
     load_params,
     model_config,
+    resolve_switches,
     tracker_config,
 )
 
@@ -56,11 +57,12 @@ def test_tracker_presets_digest_values():
 
 def test_corrected_fixes_resolve_individually():
     ref = tracker_config({"compat": "reference"})
-    assert ref.resolved_fixes() == {
+    assert resolve_switches(ref) == {
         "exact_pooling": False, "aligned_memory": False, "letterbox_global": False, "global_window": True,
+        "exact_mapping": False, "hysteresis": 1,
     }
     cor = tracker_config({"compat": "corrected", "aligned_memory": False})
-    fixes = cor.resolved_fixes()
+    fixes = resolve_switches(cor)
     assert fixes["exact_pooling"] and fixes["letterbox_global"] and not fixes["global_window"]
     assert fixes["aligned_memory"] is False
 

@@ -55,7 +55,6 @@ def test_run_writes_results_meta_and_resumes_identically(sequences, tmp_path):
         assert meta["mode"][0] == "global" and len(meta["kappa"]) == 5 and meta["complete"]
         assert meta["shot_cut"] == [False] * 5 and len(meta["contested"]) == 5
         assert meta["refined"] == [False] * 5  # refine_global is off in the config default
-        assert meta["exit_watch"] == [False] * 5  # so is exit_watch
         assert meta["config"]["random_init"] and meta["config"]["tracker"]["compat"] == "corrected"
         assert np.allclose(meta["frame1_box"], boxes[0], atol=1e-4)
     first = snapshot(out)

@@ -212,31 +212,6 @@ def test_tile_views_show_the_frame_at_the_zoom(seq):
         tile_views(image, 64, zoom=0.0)
 
 
-@pytest.mark.parametrize("zoom", [1.0, 2.0])
-def test_global_zoom_views_are_windows_holding_the_target(seq, zoom):
-    sampler = TrainingSampler({"toy": [seq]}, cfg(local_share=0.0, global_share=1.0, absent_share=0.0,
-                                                   global_zoom=zoom), 64, 32)
-    for i in range(12):
-        s = sampler.sample(0, 0, i)
-        idx = int(s.source.rsplit("#", 1)[1])
-        assert s.kind == "global" and s.present
-        np.testing.assert_allclose(s.box[2:], [8 * zoom / 64] * 2, atol=1e-6)  # frame px x zoom
-        cx, cy = s.box[:2] * 64
-        assert (s.search[int(cy), int(cx)] == (255, 0, 0)).all()  # the red box is where the label says
-        # the window lies within the tiling's range, like one of the tracker's windows
-        origin_x = (seq.boxes[idx][0] + 4) - cx / zoom
-        assert -1e-6 <= origin_x <= W - 64 / zoom + 1e-6
-
-
-def test_global_zoom_absent_views_are_windows_without_the_target(seq):
-    sampler = TrainingSampler({"toy": [seq]}, cfg(local_share=0.0, global_share=1.0, absent_share=1.0,
-                                                   global_zoom=2.0), 64, 32)
-    absent = [s for s in (sampler.sample(0, 0, i) for i in range(10)) if s.kind == "absent"]
-    assert absent
-    for s in absent:
-        assert not s.present and not (s.search[..., 0] > 200).any()
-
-
 def test_neutral_sentence_share(seq):
     never = TrainingSampler({"toy": [seq]}, cfg(), 64, 32, num_templates=2)
     always = TrainingSampler({"toy": [seq]}, cfg(neutral_sentence_share=1.0, neutral_sentence="the target"),
@@ -253,26 +228,7 @@ def test_neutral_sentence_share(seq):
     np.testing.assert_array_equal(a.templates[0], b.templates[0])
 
 
-def test_foreign_sentence_views_keep_the_image_and_become_absent(tmp_path):
-    red = make_sequence(tmp_path, "red-1", [[20, 16, 8, 8]] * 4, sentence="the red box")
-    other = make_sequence(tmp_path, "blue-1", [[40, 30, 8, 8]] * 4, sentence="the blue box")
-    kw = dict(local_share=0.0, global_share=1.0, absent_share=0.0)
-    plain = TrainingSampler({"toy": [red, other]}, cfg(**kw), 64, 32)
-    foreign = TrainingSampler({"toy": [red, other]}, cfg(**kw, foreign_sentence_share=1.0), 64, 32)
-    for i in range(8):
-        a, b = plain.sample(0, 0, i), foreign.sample(0, 0, i)
-        assert a.kind == "global" and a.present
-        assert b.kind == "absent" and not b.present and not b.box.any()
-        assert b.sentence != a.sentence and b.sentence in ("the red box", "the blue box")
-        np.testing.assert_array_equal(a.search, b.search)  # same view: only the sentence changed
-    # one sentence for every sequence: nothing else to borrow, the sample stays as it was
-    twin = make_sequence(tmp_path, "red-2", [[30, 16, 8, 8]] * 4, sentence="The red box ")
-    same = TrainingSampler({"toy": [red, twin]}, cfg(**kw, foreign_sentence_share=1.0), 64, 32)
-    assert all(same.sample(0, 0, i).present for i in range(6))
-
-
-@pytest.mark.parametrize("key,value", [("neutral_sentence_share", 1.5), ("foreign_sentence_share", -0.1),
-                                       ("global_zoom", -1.0)])
+@pytest.mark.parametrize("key,value", [("neutral_sentence_share", 1.5), ("neutral_sentence_share", -0.1)])
 def test_bad_view_options_name_the_key(seq, key, value):
     with pytest.raises(ValueError, match=f"sampling.{key}"):
         TrainingSampler({"toy": [seq]}, cfg(**{key: value}), 64, 32)

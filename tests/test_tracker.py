@@ -9,7 +9,8 @@ import torch
 from mvlm.config import ConfigError, model_config, tracker_config
 from mvlm.data.crops import ViewTransform
 from mvlm.track import mapping
-from mvlm.track.tracker import MVLMTracker, TrackerError, resolve_switches, tracker_overrides
+from mvlm.track.extensions import ExtendedTracker
+from mvlm.track.tracker import MVLMTracker, TrackerError, create_tracker, resolve_switches, tracker_overrides
 
 F, D = 8, 4  # tiny preset: 128 px search, stride 16
 
@@ -58,7 +59,7 @@ def make(outputs, preset="tf", text=None, **overrides):
     model_cfg = model_config({"template_free": preset != "bbox"}, preset="tiny")
     cfg = tracker_config(overrides, preset=preset)
     net = StubNet(outputs, text)
-    return MVLMTracker(net, model_cfg, cfg), net
+    return create_tracker(net, model_cfg, cfg), net
 
 
 def frame(h=120, w=160):
@@ -262,29 +263,6 @@ def batched(per_window: list[np.ndarray], size=0.2, offset=0.5):
     return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
 
 
-def test_tiled_global_pass_keeps_the_window_with_the_most_confident_candidate():
-    # 160x120 frame, 128 px views at zoom 2: windows of 64 frame px at x 0,32,64,96 and y 0,28,56
-    scores = [peak(2, 2, value=0.5) for _ in range(12)]
-    scores[7] = peak(4, 4, value=0.9)  # row 1, column 3: origin (96, 28)
-    tr, net = make(batched(scores), alpha=0.0, compat="corrected", global_zoom=2.0)
-    res = tr.initialize(frame(), "the red car")
-    assert net.calls[0]["search"] == (12, 6, 128, 128)
-    assert res.mode == "global" and res.top1 == 4 * F + 4
-    # cell (4,4) + offset 0.5 = view px 72 -> frame 96 + 72/2 = 132, 28 + 36 = 64; box 0.2·128/2 px
-    np.testing.assert_allclose(res.box, [132 - 6.4, 64 - 6.4, 12.8, 12.8], atol=1e-4)
-    assert tr.memory.shape == (1, F * F) and tr.memory_view.origin_x == 96.0
-    assert tr.last_confidence.kappa_mvlm.shape == (1, F * F)
-
-
-def test_tiled_global_pass_in_box_mode_repeats_the_templates_per_window():
-    scores = [peak(4, 4, value=0.9)] + [peak(4, 4, value=0.2)] * 11
-    tr, net = make(batched(scores), preset="bbox", gate="always_global", compat="corrected", global_zoom=2.0)
-    tr.initialize(frame(), "car", box=[60, 40, 30, 20])
-    res = tr.track(frame())
-    assert res.mode == "global" and net.calls[0]["search"] == (12, 6, 128, 128)
-    assert net.calls[0]["templates"] == 2
-
-
 def test_target_scale_tiles_use_windows_of_the_last_box_local_crop():
     # box 16x16 at search_factor 4: a 64 px crop side -> zoom 2 on the 160x120 frame, 12 windows
     scores = [peak(2, 2, value=0.5) for _ in range(12)]
@@ -329,11 +307,6 @@ def test_target_scale_tiles_never_exceed_the_frame_and_need_a_last_box():
     assert net.calls[0]["search"] == (1, 6, 128, 128)
     np.testing.assert_allclose(first.box, whole.initialize(frame(), "the red car").box)
     assert tiles.memory_view == whole.memory_view
-
-
-def test_negative_global_zoom_is_rejected():
-    with pytest.raises(ConfigError, match="global_zoom"):
-        make(maps(peak(4, 4)), global_zoom=-1.0)
 
 
 def test_size_damping_moves_width_and_height_part_of_the_way_in_local_steps_only():
@@ -448,49 +421,6 @@ def test_no_shot_cut_when_off_or_under_the_local_only_ablation(settings):
     assert res.mode == "local" and not res.shot_cut
 
 
-# --------------------------------------------------------------------------------------------
-# exit watch
-
-
-def test_a_box_at_the_border_sends_the_next_exit_watch_frames_global_with_a_cleared_memory():
-    # τ -1: S is never empty, so only the watch can send a frame global; the stub's peak sits one
-    # cell left of the view's centre: local steps keep a box at the left edge there, a global
-    # pass puts it near the middle of the frame
-    tr, _ = make(maps(peak(4, 3, value=0.9)), preset="bbox", compat="corrected", tau=-1.0, exit_watch=3)
-    tr.initialize(frame(), "the red car", box=[0, 40, 20, 20])
-    at_border = tr.track(frame())
-    assert at_border.mode == "local" and at_border.box[0] <= 2.0
-    assert at_border.exit_watch and at_border.next_mode == "global" and tr.memory is None
-    assert at_border.to_json()["exit_watch"] is True
-    modes = [tr.track(frame()) for _ in range(4)]
-    assert [r.mode for r in modes] == ["global", "global", "global", "local"]
-    assert modes[0].box[0] > 2.0  # the global answer left the border, and the count ran down
-    assert [r.exit_watch for r in modes] == [True, True, False, False]
-    assert tr.memory is not None  # local again: the memory builds up anew
-
-
-@pytest.mark.parametrize("settings", [{}, {"exit_watch": 3, "gate": "local_only"}])
-def test_no_exit_watch_when_off_or_under_the_local_only_ablation(settings):
-    tr, _ = make(maps(peak(4, 3)), preset="bbox", compat="corrected", tau=-1.0, **settings)
-    tr.initialize(frame(), "the red car", box=[0, 40, 20, 20])
-    results = [tr.track(frame()) for _ in range(3)]
-    assert all(r.box[0] <= 2.0 for r in results)  # at the border all along
-    assert [r.mode for r in results] == ["local"] * 3 and not any(r.exit_watch for r in results)
-    assert tr.memory is not None
-
-
-def test_a_box_inside_the_frame_starts_no_exit_watch():
-    tr, _ = make(maps(peak(4, 4)), preset="bbox", compat="corrected", tau=-1.0, exit_watch=3)
-    tr.initialize(frame(), "the red car", box=[60, 40, 20, 20])
-    res = tr.track(frame())
-    assert res.mode == "local" and res.next_mode == "local" and not res.exit_watch
-
-
-def test_a_negative_exit_watch_is_rejected():
-    with pytest.raises(ConfigError, match="exit_watch"):
-        make(maps(peak(4, 4)), exit_watch=-1)
-
-
 @pytest.mark.parametrize("value", [1.5, -2.0])
 def test_shot_cut_threshold_outside_minus_one_one_is_rejected(value):
     with pytest.raises(ConfigError, match="shot_cut_threshold"):
@@ -533,29 +463,24 @@ def test_refine_global_applies_to_every_gate_that_goes_global_and_is_off_by_defa
     assert not tr.track(frame()).refined and len(net.calls) == 2
 
 
-@pytest.mark.parametrize("margin, winner", [(0.0, "global"), (0.1, "local")])
-def test_the_contest_compares_the_refined_global_answer_and_honours_the_margin(margin, winner):
+@pytest.mark.parametrize("winner", ["global", "local"])
+def test_the_contest_compares_the_refined_global_answer(winner):
     init = maps(peak(4, 4, value=0.9))
     # the global pass itself is the most confident, but its refinement (0.6) is what competes
     # with the local pass (0.5): κ = tanh(v − 0.05) with α 0, no window, no memory
+    local_value = 0.5 if winner == "global" else 0.7
     global_out, refined_out, local_out = (maps(peak(1, 1, value=0.95)), maps(peak(2, 5, value=0.6)),
-                                          maps(peak(6, 3, value=0.5)))
+                                          maps(peak(6, 3, value=local_value)))
     common = dict(alpha=0.0, memory=False, window=False, compat="corrected", tau=10.0,
                   global_vs_local=True, refine_global=True)
     # the global and local views run as one batch, then the refinement around the global box
-    tr, net = make([init, init, global_out, local_out, refined_out], contest_margin=margin, **common)
+    tr, net = make([init, init, global_out, local_out, refined_out], **common)
     tr.initialize(frame(), "the red car")
     res = tr.track(frame())
     assert [c["search"][0] for c in net.calls] == [1, 1, 2, 1] and res.contested and res.mode == winner
     assert res.refined == (winner == "global")
-    expected = np.tanh(0.6 - 0.05) if winner == "global" else np.tanh(0.5 - 0.05)
+    expected = np.tanh(0.6 - 0.05) if winner == "global" else np.tanh(local_value - 0.05)
     assert res.kappa == pytest.approx(float(expected), abs=1e-6)
-
-
-@pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_non_finite_contest_margin_is_rejected(value):
-    with pytest.raises(ConfigError, match="contest_margin"):
-        make(maps(peak(4, 4)), contest_margin=value)
 
 
 def test_the_batched_contest_answers_as_the_two_passes_run_one_by_one():
@@ -567,8 +492,8 @@ def test_the_batched_contest_answers_as_the_two_passes_run_one_by_one():
     spec = TrackerSpec(model_preset="tiny", compat="corrected", seed=0,
                        overrides=("tau=10", "global_vs_local=true", "refine_global=true"))
     batched, alone = build_tracker(spec).tracker, build_tracker(spec).tracker
-    one_by_one = alone._single_passes
-    alone._single_passes = lambda img, requests: [one_by_one(img, [r])[0] for r in requests]
+    one_by_one = alone._passes
+    alone._passes = lambda img, requests: [one_by_one(img, [r])[0] for r in requests]
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(4)]
     results = []
@@ -579,3 +504,33 @@ def test_the_batched_contest_answers_as_the_two_passes_run_one_by_one():
         assert a.contested and b.contested and (a.mode, a.top1, a.refined) == (b.mode, b.top1, b.refined)
         np.testing.assert_allclose(a.box, b.box, atol=1e-3)
         assert a.kappa == pytest.approx(b.kappa, abs=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# the two layers
+
+
+def test_the_paper_tracker_refuses_extension_settings_and_create_tracker_picks_the_class():
+    model_cfg = model_config({"template_free": True}, preset="tiny")
+    for settings in ({"size_damping": 0.5}, {"global_vs_local": True}, {"refine_global": True},
+                     {"shot_cut_threshold": 0.25}, {"target_scale_tiles": True}):
+        cfg = tracker_config(settings)
+        with pytest.raises(ConfigError, match=next(iter(settings))):
+            MVLMTracker(StubNet(maps()), model_cfg, cfg)
+        assert type(create_tracker(StubNet(maps()), model_cfg, cfg)) is ExtendedTracker
+        assert type(ExtendedTracker(StubNet(maps()), model_cfg, cfg)) is ExtendedTracker
+    paper = tracker_config({"compat": "corrected", "hysteresis": 3, "tile_select": "score"})
+    assert type(create_tracker(StubNet(maps()), model_cfg, paper)) is MVLMTracker
+
+
+@pytest.mark.parametrize("name", ["global_zoom", "contest_margin", "exit_watch"])
+def test_rejected_switches_are_gone(name):
+    with pytest.raises(ConfigError, match="unknown key"):
+        tracker_config({name: 1})
+
+
+def test_hysteresis_is_one_in_both_compat_modes_unless_set():
+    for compat in ("reference", "corrected"):
+        assert resolve_switches(tracker_config({"compat": compat}))["hysteresis"] == 1
+        assert resolve_switches(tracker_config({"compat": compat, "hysteresis": 1}))["hysteresis"] == 1
+        assert resolve_switches(tracker_config({"compat": compat, "hysteresis": 4}))["hysteresis"] == 4

@@ -13,7 +13,7 @@ import torch
 from mvlm.data.crops import IMAGENET_MEAN, IMAGENET_STD, ViewTransform, to_network_input
 from mvlm.track import confidence as conf
 from mvlm.track import mapping
-from mvlm.track.tracker import _one_intra_op_thread
+from mvlm.track.tracker import one_intra_op_thread
 
 
 def _formula_input(views: np.ndarray) -> torch.Tensor:
@@ -134,14 +134,14 @@ def test_batched_reference_pooling_reads_each_sample():
     assert torch.equal(both[1], conf.pool_reference(b["feat_x"], boxes[1:], 8)[0])
 
 
-def test_one_intra_op_thread_restores_the_count():
+def testone_intra_op_thread_restores_the_count():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with _one_intra_op_thread():
+        with one_intra_op_thread():
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
-        with pytest.raises(RuntimeError), _one_intra_op_thread():
+        with pytest.raises(RuntimeError), one_intra_op_thread():
             raise RuntimeError("boom")
         assert torch.get_num_threads() == 2
     finally:

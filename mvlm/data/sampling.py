@@ -6,19 +6,13 @@ One sample = (search view, templates, sentence, target box, presence flag):
   (side = ceil(sqrt(w'h')·search_factor); w' = w·exp(N(0,1)·scale_jitter), same for h';
   centre moved by (u − 0.5)·sqrt(w'h')·center_jitter per axis, u ~ U[0, 1)).
 - **global**: the frame as the tracker's global pass sees it: the whole frame in one view
-  (`crops.global_view`), stretched or letterboxed (`letterbox_share`); or, with
-  ``global_zoom`` z > 0, one window of the tracker's tiled pass (`crops.tile_views`): side
-  search_size/z frame px, placed uniformly among the positions whose window holds the target
-  centre and that lie within the tiling's range.
+  (`crops.global_view`), stretched or letterboxed (`letterbox_share`).
 - **absent**: a view without the target: the global view of a frame where the target is
   invisible when the sequence has one, else a crop of the frame that does not touch the target
-  box (with ``global_zoom``, both are windows of the tiled pass's side). Score target all
-  zero, no box loss. (The reference never trains on either kind, §7.3-4.)
+  box. Score target all zero, no box loss. (The reference never trains on either kind, §7.3-4.)
 
 Shares: local : global = local_share : global_share; `absent_share` of the global draws are
-absent views, and `foreign_sentence_share` of the other global draws keep their image but take
-another sequence's sentence, so they are absent too (the sentence, not saliency, must decide
-whether the heatmap fires). Templates (bbox mode) are `box_view` crops of other visible frames of the same
+absent views. Templates (bbox mode) are `box_view` crops of other visible frames of the same
 sequence within ±max_gap of the search frame (drawn with replacement, no jitter; any other
 visible frame when none is that close, the search frame itself only when it is the only one).
 Each sequence has one sentence; a share `neutral_sentence_share` of the samples gets
@@ -47,7 +41,7 @@ import numpy as np
 import torch
 
 from mvlm.config import SamplingConfig
-from mvlm.data.crops import box_view, global_view, local_view, tile_starts, to_network_input, window_view
+from mvlm.data.crops import box_view, global_view, local_view, to_network_input
 from mvlm.data.sequence import DataError, Sequence
 
 KINDS = ("local", "global", "absent")
@@ -211,11 +205,8 @@ class TrainingSampler:
             raise ValueError(f"sampling: local_share/global_share must be >= 0 with a positive sum, "
                              f"got {cfg.local_share}/{cfg.global_share}")
         self.p_local = cfg.local_share / total
-        for key in ("neutral_sentence_share", "foreign_sentence_share"):
-            if not 0.0 <= getattr(cfg, key) <= 1.0:
-                raise ValueError(f"sampling.{key}: a share in [0, 1], got {getattr(cfg, key)}")
-        if not cfg.global_zoom >= 0:
-            raise ValueError(f"sampling.global_zoom: must be 0 (whole frame) or > 0, got {cfg.global_zoom}")
+        if not 0.0 <= cfg.neutral_sentence_share <= 1.0:
+            raise ValueError(f"sampling.neutral_sentence_share: a share in [0, 1], got {cfg.neutral_sentence_share}")
         self.cache = FrameCache(cfg.frame_cache_mb)
 
     def _ratios(self) -> np.ndarray:
@@ -260,9 +251,6 @@ class TrainingSampler:
                 search, box, present = self._global(frame, box_px, rng)
             sample = TrainingSample(search, [], track.seq.language, box, present, kind,
                                     f"{name}/{track.seq.name}#{frame_idx}")
-            if kind == "global" and present and self.cfg.foreign_sentence_share > 0 \
-                    and rng.random() < self.cfg.foreign_sentence_share:
-                sample = self._foreign_sentence(sample, name, track, rng)
         sample.templates = self._templates(track, frame_idx, rng)
         if self.cfg.neutral_sentence_share > 0 and rng.random() < self.cfg.neutral_sentence_share:
             sample.sentence = self.cfg.neutral_sentence
@@ -274,18 +262,6 @@ class TrainingSampler:
         if brightness != 1.0:
             sample.search = _scaled(sample.search, brightness)
             sample.templates = [_scaled(t, brightness) for t in sample.templates]
-        return sample
-
-    def _foreign_sentence(self, sample: TrainingSample, name: str, track: _Track,
-                          rng: np.random.Generator) -> TrainingSample:
-        """The same view with another sequence's sentence: what it describes is not the target, so
-        the score target is all zero (absent). Unchanged when no other sentence can be found."""
-        tracks = self.tracks[name]
-        for _ in range(8):
-            other = tracks[rng.integers(len(tracks))]
-            if other.seq.language.strip().lower() != track.seq.language.strip().lower():
-                return TrainingSample(sample.search, [], other.seq.language, np.zeros(4, np.float32), False,
-                                      "absent", f"{sample.source}+sentence:{other.seq.name}")
         return sample
 
     def _frame(self, track: _Track, index: int) -> np.ndarray:
@@ -312,45 +288,21 @@ class TrainingSampler:
         return view, box, present
 
     def _global(self, frame: np.ndarray, box_px: np.ndarray, rng: np.random.Generator):
-        if self.cfg.global_zoom > 0:
-            x, y, w, h = box_px
-            view, t = self._window(frame, rng, centre=(x + w / 2, y + h / 2))
-        else:
-            view, t = global_view(frame, self.search_size, letterbox=rng.random() < self.cfg.letterbox_share)
+        view, t = global_view(frame, self.search_size, letterbox=rng.random() < self.cfg.letterbox_share)
         box, present = self._normalized(t.to_view(box_px))
         return view, box, present
-
-    def _window(self, frame: np.ndarray, rng: np.random.Generator, centre=None):
-        """A window of the tiled global pass at a random position within the tiling's range;
-        with `centre`, among the positions whose window holds that point."""
-        zoom = self.cfg.global_zoom
-        side = self.search_size / zoom
-        origin = []
-        for axis, length in enumerate(frame.shape[1::-1]):  # x: width, y: height
-            starts = tile_starts(int(length), side)
-            lo, hi = starts[0], starts[-1]
-            if centre is not None:  # the window [o, o + side) must hold the centre
-                lo, hi = max(lo, centre[axis] - side + 1e-3), min(hi, centre[axis])
-                if lo > hi:  # centre outside the tiling's range (a box off the frame edge)
-                    lo = hi = min(max(centre[axis] - side / 2, starts[0]), starts[-1])
-            origin.append(float(rng.uniform(lo, hi)) if hi > lo else float(lo))
-        return window_view(frame, origin, zoom, self.search_size)
 
     def _absent(self, track: _Track, rng: np.random.Generator) -> tuple[TrainingSample, int]:
         name = f"{track.dataset}/{track.seq.name}"
         if len(track.absent):
             idx = int(rng.choice(track.absent))
             frame = self._frame(track, idx)
-            if self.cfg.global_zoom > 0:
-                view, _ = self._window(frame, rng)
-            else:
-                view, _ = global_view(frame, self.search_size, letterbox=rng.random() < self.cfg.letterbox_share)
+            view, _ = global_view(frame, self.search_size, letterbox=rng.random() < self.cfg.letterbox_share)
             return TrainingSample(view, [], track.seq.language, np.zeros(4, np.float32), False, "absent",
                                   f"{name}#{idx}"), idx
         idx = int(rng.choice(track.visible))
         frame = self._frame(track, idx)
-        side = self.search_size / self.cfg.global_zoom if self.cfg.global_zoom > 0 else None
-        away = _crop_away(frame, track.seq.boxes[idx], self.search_size, rng, side=side)
+        away = _crop_away(frame, track.seq.boxes[idx], self.search_size, rng)
         if away is not None:
             return TrainingSample(away, [], track.seq.language, np.zeros(4, np.float32), False, "absent",
                                   f"{name}#{idx}"), idx
@@ -375,15 +327,14 @@ class TrainingSampler:
 
 
 def _crop_away(frame: np.ndarray, box_px: np.ndarray, out_size: int, rng: np.random.Generator,
-               tries: int = 20, side: Optional[float] = None) -> Optional[np.ndarray]:
-    """A square crop that does not touch the target box: of `side` px, else of a random side
-    between half and all of the short frame side."""
+               tries: int = 20) -> Optional[np.ndarray]:
+    """A square crop that does not touch the target box, of a random side between half and all
+    of the short frame side."""
     h, w = frame.shape[:2]
     x1, y1, bw, bh = box_px
     x2, y2 = x1 + bw, y1 + bh
-    fixed = side
     for _ in range(tries):
-        side = fixed if fixed is not None else rng.uniform(0.5, 1.0) * min(h, w)
+        side = rng.uniform(0.5, 1.0) * min(h, w)
         cx = rng.uniform(side / 2, max(side / 2, w - side / 2))
         cy = rng.uniform(side / 2, max(side / 2, h - side / 2))
         left, top = cx - side / 2, cy - side / 2

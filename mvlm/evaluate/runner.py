@@ -22,7 +22,7 @@ Per-frame fields of ``<seq>_meta.json`` (lists, one entry per tracked frame): ``
 (seconds the tracker spent on the frame: initialize for frame 1, track after; frame decoding
 excluded — the per-frame time of MGIT/VideoCube submissions), ``tracker_ms`` (the same in
 milliseconds, rounded to 1 µs), ``decode_ms`` (time spent waiting for the decoded frame),
-``kappa``, ``mode``, ``contested``, ``shot_cut``, ``refined``, ``exit_watch``, ``n_selected``.
+``kappa``, ``mode``, ``contested``, ``shot_cut``, ``refined``, ``n_selected``.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def track_sequence(tracker, seq: Sequence, options: RunOptions, info: dict[str, 
     mode = init_mode(tracker.cfg, options)
     boxes = np.zeros((n, 4))
     per_frame: dict[str, list] = {"kappa": [], "mode": [], "contested": [], "shot_cut": [], "refined": [],
-                                 "exit_watch": [], "n_selected": [], "decode_ms": [], "tracker_ms": [],
+                                 "n_selected": [], "decode_ms": [], "tracker_ms": [],
                                  "frame_seconds": []}
     timings: dict[str, list] = {}
     start = time.perf_counter()
@@ -108,7 +108,6 @@ def track_sequence(tracker, seq: Sequence, options: RunOptions, info: dict[str, 
         per_frame["contested"].append(res.contested)
         per_frame["shot_cut"].append(res.shot_cut)
         per_frame["refined"].append(res.refined)
-        per_frame["exit_watch"].append(res.exit_watch)
         per_frame["n_selected"].append(res.n_selected)
         per_frame["decode_ms"].append(round((t1 - t0) * 1e3, 3))
         per_frame["tracker_ms"].append(round((t2 - t1) * 1e3, 3))

@@ -7,10 +7,14 @@ halving after the first layer (C, C/2, C/4, C/8), then a 1x1 conv to 1 (score) o
     size   = clamp(sigmoid(z), 1e-4, 1 - 1e-4)       (B, 2, F, F)  ch0 = w, ch1 = h (fraction of the view)
     offset = raw                                      (B, 2, F, F)  ch0 = x, ch1 = y (cell units)
 
-Box of cell (gx, gy): ((gx + off_x) / F, (gy + off_y) / F, w, h), normalized cx, cy, w, h.
+Box of cell (gx, gy): ((gx + off_x) / F, (gy + off_y) / F, w, h), normalized cx, cy, w, h
+(`decode_boxes`, the one box decoder: the head, the tracker's confidence and the losses use it).
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Optional
 
 import torch
 from torch import nn
@@ -68,22 +72,46 @@ class CenterHead(nn.Module):
         return {"score_map": score, "size_map": size, "offset_map": offset, "pred_boxes": boxes.unsqueeze(1)}
 
 
-def all_boxes(size_map: torch.Tensor, offset_map: torch.Tensor) -> torch.Tensor:
-    """Candidate box of every cell: (B, F*F, 4) normalized cx, cy, w, h; index i = gy·F + gx.
+@functools.lru_cache(maxsize=32)
+def _cell_coords(f: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Grid x (row 0) and y (row 1) of every cell i = gy·F + gx, (2, F·F), cached per grid, device
+    and dtype (the tracker's per-frame path then allocates nothing for them). Made outside any
+    inference mode, so training can use the cached tensor after a tracker has."""
+    with torch.inference_mode(False):
+        idx = torch.arange(f * f, device=device)
+        return torch.stack([(idx % f).to(dtype), torch.div(idx, f, rounding_mode="floor").to(dtype)])
 
-    cx = (gx + off_x) / F, cy = (gy + off_y) / F, (w, h) = size map at the cell.
+
+def decode_boxes(size_map: torch.Tensor, offset_map: torch.Tensor,
+                 cells: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+    """The box decoder: candidate boxes, normalized cx, cy, w, h of the view, from the head's maps.
+
+        b_i = ((gx + ox_i) / F, (gy + oy_i) / F, w_i, h_i)   for cell i = gy·F + gx
+
+    size_map (B,2,F,F) ch0 w ch1 h; offset_map (B,2,F,F) ch0 x ch1 y (cell units).
+    Every cell: -> (B,4,F·F), one row per coordinate (the layout the tracker's confidence works
+    in), in the maps' dtype. `cells` = (rows, gx, gy), each (K,): only those cells of those batch
+    rows, read and decoded in float32 -> (K,4) (the losses' supervised boxes). Either way the
+    arithmetic of an element is the same float operations: one add, one divide by F.
     """
-    b, _, fh, fw = size_map.shape
-    gy, gx = torch.meshgrid(
-        torch.arange(fh, device=size_map.device, dtype=size_map.dtype),
-        torch.arange(fw, device=size_map.device, dtype=size_map.dtype),
-        indexing="ij",
-    )
-    offset = offset_map.flatten(2)  # (B, 2, F*F)
-    cx = (gx.flatten() + offset[:, 0]) / fw
-    cy = (gy.flatten() + offset[:, 1]) / fh
-    size = size_map.flatten(2)
-    return torch.stack([cx, cy, size[:, 0], size[:, 1]], dim=-1)
+    f = size_map.shape[-1]
+    if cells is None:
+        b = size_map.shape[0]
+        grid = _cell_coords(f, size_map.device, size_map.dtype)  # (2,N)
+        offset, size = offset_map.reshape(b, 2, f * f), size_map.reshape(b, 2, f * f)
+    else:
+        rows, gx, gy = cells
+        offset = offset_map[rows, :, gy, gx].float().T  # (2,K): x, y
+        size = size_map[rows, :, gy, gx].float().T  # (2,K): w, h
+        grid = torch.stack([gx, gy]).to(offset)
+    boxes = torch.cat([(grid + offset) / f, size], dim=-2)
+    return boxes if cells is None else boxes.T
+
+
+def all_boxes(size_map: torch.Tensor, offset_map: torch.Tensor) -> torch.Tensor:
+    """Candidate box of every cell: (B, F*F, 4) normalized cx, cy, w, h; index i = gy·F + gx
+    (`decode_boxes` with one row per box)."""
+    return decode_boxes(size_map, offset_map).transpose(1, 2)
 
 
 def cal_bbox(score_map: torch.Tensor, size_map: torch.Tensor, offset_map: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ from torch import Tensor
 from torchvision.ops import box_convert, generalized_box_iou_loss
 
 from mvlm.config import LossConfig
+from mvlm.model.head import decode_boxes
 
 FOCAL_CLAMP = 1e-4  # score probabilities are clamped like the reference's sigmoid helper
 
@@ -109,19 +110,6 @@ def focal_loss(score: Tensor, heatmap: Tensor, alpha: float = 2.0, beta: float =
     if n_pos == 0:
         return -neg_term
     return -(pos_term + neg_term) / n_pos
-
-
-def decode_at_cells(size_map: Tensor, offset_map: Tensor, gx: Tensor, gy: Tensor,
-                    rows: Tensor | None = None) -> Tensor:
-    """Boxes (K, 4) cxcywh read at cells (gx, gy) (K,) of batch rows `rows` (K,) (default: row k
-    for cell k): ((g + offset)/F, size). Maps are (B, 2, F, F)."""
-    feat = size_map.shape[-1]
-    idx = torch.arange(len(gx), device=size_map.device) if rows is None else rows
-    size = size_map[idx, :, gy, gx].float()  # (K, 2): w, h
-    off = offset_map[idx, :, gy, gx].float()  # (K, 2): x, y
-    cx = (gx.to(off) + off[:, 0]) / feat
-    cy = (gy.to(off) + off[:, 1]) / feat
-    return torch.stack([cx, cy, size[:, 0], size[:, 1]], dim=1)
 
 
 def neighbourhood_cells(boxes: Tensor, feat_size: int) -> tuple[Tensor, Tensor]:
@@ -257,7 +245,7 @@ def mvlm_loss(
         else:
             gx, gy = neighbourhood_cells(boxes, feat)  # (B, 9) each
         rows = torch.arange(len(boxes), device=boxes.device).repeat_interleave(gx.numel() // len(boxes))
-        pred = decode_at_cells(outputs["size_map"], outputs["offset_map"], gx.reshape(-1), gy.reshape(-1), rows)
+        pred = decode_boxes(outputs["size_map"], outputs["offset_map"], cells=(rows, gx.reshape(-1), gy.reshape(-1)))
     elif box_at == "argmax":
         pred = outputs["pred_boxes"].reshape(-1, 4).float()
         rows = torch.arange(len(boxes), device=boxes.device)

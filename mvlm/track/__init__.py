@@ -1,4 +1,5 @@
-"""Tracking: confidence (pure functions, digest §2), view mapping, the MVLM state machine.
+"""Tracking: confidence (pure functions), view mapping, the MVLM state machine (docs/tracker.md)
+and its extension layer.
 
 Names are imported on first use (PEP 562): `mvlm.track.spec` (which tracker, no torch) can be
 read by a process that only hands work to tracking workers."""
@@ -9,7 +10,8 @@ from mvlm.lazy import lazy_exports
 
 _HOME = {
     "BuiltTracker": "mvlm.track.tracker", "MVLMTracker": "mvlm.track.tracker", "TrackResult": "mvlm.track.tracker",
-    "build_tracker": "mvlm.track.tracker",
+    "build_tracker": "mvlm.track.tracker", "create_tracker": "mvlm.track.tracker",
+    "ExtendedTracker": "mvlm.track.extensions",
     "TrackerError": "mvlm.track.spec", "TrackerSpec": "mvlm.track.spec", "describe_tracker": "mvlm.track.spec",
     "resolve_switches": "mvlm.track.spec",
 }

@@ -1,9 +1,10 @@
-"""MVLM confidence: pure tensor functions of digest §2 (no state, no I/O).
+"""MVLM confidence: pure tensor functions (docs/tracker.md, "Confidence"; no state, no I/O).
 
 Notation for one frame (B frames batched), grid side F, N = F·F candidates, i = gy·F + gx:
 
     σ_i        raw centre score (head sigmoid)            l_i = h_i·σ_i   (h = Hann window)
     b_i        candidate box ((gx+ox)/F, (gy+oy)/F, w, h)  normalized cx,cy,w,h of the view
+               (`mvlm.model.head.decode_boxes`, the decoder the head and the losses use too)
     s_i        cos(pool(feat_x, b_i), τ̄)                  τ̄ = normalize(mean_k text_emb_k)
     B_out(i)   {j ≠ i : IoU(b_i, b_j) ≤ ψ_out}
     s̃_i, l̃_i   max over B_out(i); min over all N when B_out(i) = ∅
@@ -20,8 +21,8 @@ exactly as there.
 
 Speed: with N = 64 candidates each tensor op costs microseconds of dispatch and next to nothing
 of arithmetic, so the per-frame path counts ops, not FLOPs. It works on candidates laid out as
-rows over N ((B,4,N): broadcasting over a trailing N is several times faster than over a
-trailing 4), computes the box corners once for the IoU and the exact pooling, runs s and l
+rows over N ((B,4,N), as `decode_boxes` returns them: broadcasting over a trailing N is several
+times faster than over a trailing 4), computes the box corners once for the IoU and the exact pooling, runs s and l
 through the distractor max and the margin stacked as one (B,2,N) tensor, and caches the grids
 per size and device. None of this changes any element's arithmetic, so results stay bitwise
 equal to the one-function-at-a-time form the public helpers below still offer.
@@ -37,6 +38,8 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+
+from mvlm.model.head import decode_boxes
 
 # --------------------------------------------------------------------------------------------
 # candidates and classification score
@@ -55,14 +58,6 @@ def hann_window(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _cell_coords(f: int, device: torch.device) -> torch.Tensor:
-    """Grid x (row 0) and y (row 1) of every cell i = gy·F + gx, float32 (2, F·F); cached per
-    grid and device so the per-frame path allocates nothing for them."""
-    idx = torch.arange(f * f, device=device)
-    return torch.stack([(idx % f).float(), torch.div(idx, f, rounding_mode="floor").float()])
-
-
-@functools.lru_cache(maxsize=16)
 def _cell_edges(f: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Left and right edges (F,) of the F token cells in token units: k and k + 1."""
     cells = torch.arange(f, device=device, dtype=dtype)
@@ -74,14 +69,6 @@ def _self_pairs(n: int, device: torch.device) -> torch.Tensor:
     return torch.eye(n, dtype=torch.bool, device=device)
 
 
-def _planar_boxes(size_map: torch.Tensor, offset_map: torch.Tensor) -> torch.Tensor:
-    """Candidates as rows cx, cy, w, h over the N cells: (B,4,N). The per-frame path works on
-    this layout because broadcasting over a trailing N is much faster than over a trailing 4."""
-    b, _, f, _ = size_map.shape
-    centre = (_cell_coords(f, size_map.device) + offset_map.reshape(b, 2, f * f)) / f  # (B,2,N)
-    return torch.cat([centre, size_map.reshape(b, 2, f * f)], dim=1)
-
-
 def _planar_corners(planar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,4,N) cx,cy,w,h rows -> lo (B,2,N) = (x1, y1) = centre − size/2, hi = centre + size/2."""
     centre, half = planar[:, :2], planar[:, 2:] / 2
@@ -91,10 +78,10 @@ def _planar_corners(planar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def candidate_boxes(size_map: torch.Tensor, offset_map: torch.Tensor) -> torch.Tensor:
     """All F·F candidate boxes, normalized cx,cy,w,h of the search view.
 
-    b_i = ((gx + ox_i)/F, (gy + oy_i)/F, w_i, h_i) for cell i = gy·F + gx.
+    b_i = ((gx + ox_i)/F, (gy + oy_i)/F, w_i, h_i) for cell i = gy·F + gx (`decode_boxes`).
     size_map (B,2,F,F) ch0 w ch1 h; offset_map (B,2,F,F) ch0 x ch1 y -> (B, F·F, 4).
     """
-    return _planar_boxes(size_map, offset_map).transpose(1, 2).contiguous()
+    return decode_boxes(size_map, offset_map).transpose(1, 2).contiguous()
 
 
 def classification_scores(score_map: torch.Tensor, window: Optional[torch.Tensor]) -> torch.Tensor:
@@ -320,10 +307,10 @@ class ConfidenceParams:
 def instantaneous(
     outputs: dict, text_vec: torch.Tensor, window: Optional[torch.Tensor], params: ConfidenceParams
 ) -> dict[str, torch.Tensor]:
-    """Steps A–C of digest §2 for head outputs -> boxes, l, s, s̃, l̃, δcorr, δcls, κvlm."""
+    """Steps A–C (candidates to κvlm) for head outputs -> boxes, l, s, s̃, l̃, δcorr, δcls, κvlm."""
     score_map = outputs["score_map"]
     grid = score_map.shape[-1]
-    planar = _planar_boxes(outputs["size_map"], outputs["offset_map"])  # (B,4,N)
+    planar = decode_boxes(outputs["size_map"], outputs["offset_map"])  # (B,4,N)
     lo, hi = _planar_corners(planar)  # shared by the exact pooling and the IoU
     l = classification_scores(score_map, window)
     if params.exact_pooling:
@@ -350,7 +337,7 @@ def frame_confidence(
     memory_prev: Optional[torch.Tensor],
     params: ConfidenceParams,
 ) -> Confidence:
-    """Steps A–F of digest §2 for one frame. `memory_prev` must already be expressed on this
+    """Steps A–F (candidates to S_t and î) for one frame. `memory_prev` must already be expressed on this
     frame's grid (the tracker re-aligns it in corrected mode). With params.memory False,
     κmvlm = κvlm."""
     parts = instantaneous(outputs, text_vec, window, params)

@@ -1,4 +1,4 @@
-"""Search views for the tracker and mapping the chosen box back to the image (digest §3.3-3.4).
+"""Search views for the tracker and mapping the chosen box back to the image (docs/tracker.md, `exact_mapping`).
 
 Two geometries:
 

@@ -11,12 +11,13 @@ very same description to the tracker it builds.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from mvlm.config import ConfigError, ModelConfig, TrackerConfig, model_config, to_dict, tracker_config
+# resolve_switches (config) is the one place that turns `compat` into switch values; re-exported here
+from mvlm.config import (ConfigError, ModelConfig, TrackerConfig, model_config, resolve_switches, to_dict,  # noqa: F401
+                         tracker_config)
 
 
 class TrackerError(ValueError):
@@ -49,15 +50,6 @@ class TrackerDescription:
     info: dict[str, Any]
 
 
-def resolve_switches(cfg: TrackerConfig) -> dict[str, Any]:
-    """Every compatibility switch as a concrete value (explicit, else by `compat`)."""
-    fixes = dict(cfg.resolved_fixes())
-    corrected = cfg.compat == "corrected"
-    fixes["exact_mapping"] = corrected if cfg.exact_mapping is None else bool(cfg.exact_mapping)
-    fixes["hysteresis"] = max(1, int(cfg.hysteresis))
-    return fixes
-
-
 def tracker_overrides(overrides: Any) -> dict[str, Any]:
     """`key=value` strings (YAML values) -> a tracker-config mapping; `tracker.` prefix optional."""
     from mvlm.config import parse_override
@@ -79,15 +71,9 @@ def check_tracker_config(tracker_cfg: TrackerConfig, model_cfg: ModelConfig) -> 
         raise ConfigError("tracker.num_templates: template mode needs at least 1 template")
     if not 0.0 < tracker_cfg.size_damping <= 1.0:
         raise ConfigError(f"tracker.size_damping: must lie in (0, 1] (1 = no damping), got {tracker_cfg.size_damping}")
-    if not tracker_cfg.global_zoom >= 0:
-        raise ConfigError(f"tracker.global_zoom: must be 0 (one whole-frame view) or > 0, got {tracker_cfg.global_zoom}")
     cut = tracker_cfg.shot_cut_threshold
     if cut is not None and not -1.0 <= cut <= 1.0:
         raise ConfigError(f"tracker.shot_cut_threshold: a correlation in [-1, 1] or null (off), got {cut}")
-    if tracker_cfg.exit_watch < 0:
-        raise ConfigError(f"tracker.exit_watch: a number of frames >= 0 (0 = off), got {tracker_cfg.exit_watch}")
-    if not math.isfinite(tracker_cfg.contest_margin):
-        raise ConfigError(f"tracker.contest_margin: must be a finite κ difference, got {tracker_cfg.contest_margin}")
     if tracker_cfg.template_free and not model_cfg.template_free:
         raise ConfigError(
             "the network expects templates (model.template_free: false) but the tracker preset "
