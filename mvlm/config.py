@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class EncoderConfig:
-    """Fast-iTPN encoder sizes (digest §1.2). Patch stride is 4·2·2 = 16."""
+    """Fast-iTPN encoder sizes (docs/paper-notes.md §1.2). Patch stride is 4·2·2 = 16."""
 
     in_chans: int = 6
     dims: tuple[int, int, int] = (128, 256, 512)  # stride-4, stride-8, stride-16 widths
@@ -107,7 +107,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "base": {},
     # CPU default: ~ViT-tiny cost or less; 128 search / 64 template at stride 16. The stride-4
     # and stride-8 stages keep their patch embedding and merges but no blocks: on 2 cores those
-    # high-resolution blocks cost a quarter of a training step (cpu-training-feasibility: steps,
+    # high-resolution blocks cost a quarter of a training step (steps,
     # not architecture, limit what a CPU run learns).
     "tiny": {
         "encoder": {

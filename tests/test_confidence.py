@@ -1,4 +1,4 @@
-"""The confidence functions of digest §2 on small hand-made inputs with known answers."""
+"""The confidence functions of docs/paper-notes.md §2 on small hand-made inputs with known answers."""
 
 from __future__ import annotations
 

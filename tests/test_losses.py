@@ -1,4 +1,4 @@
-"""Losses on known inputs with hand-computed values (digest §1.5)."""
+"""Losses on known inputs with hand-computed values (docs/paper-notes.md §1.5)."""
 
 from __future__ import annotations
 

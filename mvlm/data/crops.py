@@ -6,7 +6,7 @@ A *view* is a square image the network sees, cut from a frame by an axis-aligned
 frame, either stretched to a square (the reference) or letterboxed (aspect kept, zero padding).
 
 Network input: RGB uint8 -> float /255 -> ImageNet mean/std -> the 3 channels duplicated to 6
-(digest §1.2 MULTI_MODAL_VISION).
+(docs/paper-notes.md §1.2 MULTI_MODAL_VISION).
 """
 
 from __future__ import annotations

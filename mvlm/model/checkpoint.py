@@ -1,4 +1,4 @@
-"""Checkpoint I/O that never runs code from a file (digest §1.6).
+"""Checkpoint I/O that never runs code from a file (docs/paper-notes.md §1.6).
 
 Reading
 - safetensors: tensors + string metadata (what this suite writes).

@@ -1,4 +1,4 @@
-"""Fast-iTPN encoder with joint vision-language tokens (digest §1.2).
+"""Fast-iTPN encoder with joint vision-language tokens (docs/paper-notes.md §1.2).
 
 Pipeline for one image of side S (patch stride 4·2·2 = 16):
 

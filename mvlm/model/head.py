@@ -1,4 +1,4 @@
-"""CENTER head (digest §1.4): score, offset and size maps on the search feature grid.
+"""CENTER head (docs/paper-notes.md §1.4): score, offset and size maps on the search feature grid.
 
 Each branch: 4 x [conv (3x3, or 1x1 for conv_type "small") - BatchNorm - ReLU] with the width
 halving after the first layer (C, C/2, C/4, C/8), then a 1x1 conv to 1 (score) or 2 channels.

@@ -1,4 +1,4 @@
-"""Training losses (digest §1.5): focal on a Gaussian centre heatmap, GIoU, L1, contrastive margin.
+"""Training losses (docs/paper-notes.md §1.5): focal on a Gaussian centre heatmap, GIoU, L1, contrastive margin.
 
 Total:  L = λ_focal·L_focal + λ_giou·L_GIoU + λ_L1·L_1 + λ_cm·L_cm  (defaults 1, 2, 5, 0.5)
         [+ λ_cm·L_cm^inf when `align_inference_signal` is on].
@@ -8,7 +8,7 @@ target is absent from the view (an "absent" global view) has an all-zero heatmap
 negative focal terms (teaching "nothing here") and is left out of GIoU, L1 and both CM terms,
 which need a box.
 
-Deliberate differences from the reference, each a fix from digest §7.3:
+Deliberate differences from the reference, each a fix from docs/paper-notes.md §7:
 - the heatmap peak sits in the cell that *contains* the centre, ``floor(c·F)`` clamped to the grid
   (the reference rounds, which can put the peak in a neighbouring cell or off the grid, while the
   offset branch assumes the containing cell);
@@ -175,7 +175,7 @@ def contrastive_margin_loss(
     top_k: int = 10,
     form: str = "signed_square",
 ) -> Tensor:
-    """Contrastive-margin loss (digest §1.5, `CMloss`), mean over usable samples.
+    """Contrastive-margin loss (docs/paper-notes.md §1.5, `CMloss`), mean over usable samples.
 
     vision (B, F*F, D) search tokens, text (B, L, D) language tokens, boxes (B, 4) cxcywh.
       ℓ = normalize(mean_k T_k);  v_i = normalize(V_i);  s_i = ⟨v_i, ℓ⟩

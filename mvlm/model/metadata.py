@@ -1,5 +1,5 @@
 """What a checkpoint file says about its network, read without torch: the model config of a
-suite file's safetensors header, or the preset named for a foreign file (digest §6).
+suite file's safetensors header, or the preset named for a foreign file (docs/paper-notes.md §6).
 
 `load_model` builds the network from the same description, so a process that only needs to
 know *which* tracker a checkpoint makes (to compare it with finished results) reads the header

@@ -1,4 +1,4 @@
-"""MVLMNet = Fast-iTPN encoder + text encoder + CENTER head (digest §1.1).
+"""MVLMNet = Fast-iTPN encoder + text encoder + CENTER head (docs/paper-notes.md §1.1).
 
     text_emb (B, L, D)  = text_encoder(sentences)          (cached per sentence at inference)
     tokens              = [CLS][search][templates...][text] -> main blocks

@@ -1,4 +1,4 @@
-"""Text branch (digest §1.3): CLIP text tower via open_clip, pooling, and `text_proj`.
+"""Text branch (docs/paper-notes.md §1.3): CLIP text tower via open_clip, pooling, and `text_proj`.
 
     sentence --CLIP BPE (truncated to L, EOT kept)--> ids (B, L)
              --token + position embedding, causal transformer--> hidden (B, L, W)

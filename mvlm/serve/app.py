@@ -2,7 +2,7 @@
 
 One `TrackingSession` per server: the tracker runs in a background thread; the browser polls
 ``/api/status`` and ``/api/history`` and fetches the latest annotated JPEG (or ``/api/stream``
-MJPEG). Differences from the reference web UI (digest §6.2) on purpose: loopback by default, no
+MJPEG). Differences from the reference web UI (docs/paper-notes.md §6.2) on purpose: loopback by default, no
 CORS, upload names sanitized and size-limited (413), server paths confined to allowed roots,
 each model load builds its configs from scratch (no process-wide config), a sample video
 comes from the embedded generator, relative URLs only (no hard-coded port), the first frame
