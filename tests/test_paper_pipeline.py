@@ -103,7 +103,7 @@ def test_shipped_params_resolve_and_variants_are_valid_tracker_settings():
         # the released settings: none of the embedded pipeline's CPU heuristics
         cfg_t = tracker_config(settings, preset="tf")
         assert (cfg_t.size_damping, cfg_t.global_vs_local, cfg_t.refine_global, cfg_t.shot_cut_threshold,
-                cfg_t.target_scale_tiles, cfg_t.exit_watch) == (1.0, False, False, None, False, 0)
+                cfg_t.target_scale_tiles) == (1.0, False, False, None, False)
 
 
 # --------------------------------------------------------------------------------------------
