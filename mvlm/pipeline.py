@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from mvlm.atomic import write_json
 from mvlm.config import (
     AblateConfig,
     ConfigError,
@@ -32,28 +33,6 @@ from mvlm.config import (
 )
 
 MODES = ("tf", "bbox")
-
-
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write JSON atomically (temp file + rename) so a killed stage never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 # --------------------------------------------------------------------------------------------

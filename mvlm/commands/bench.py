@@ -29,12 +29,9 @@ def _environment() -> dict:
 
 
 def _write(out_dir: Path, target: str, result: dict) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{target}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**result, "environment": _environment()}, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    from mvlm.atomic import write_json
+
+    return write_json(out_dir / f"{target}.json", {**result, "environment": _environment()})
 
 
 def _run(args: argparse.Namespace) -> int:

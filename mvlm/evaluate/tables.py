@@ -14,11 +14,12 @@ one .xlsx workbook with one sheet per table.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable, Optional
 
 import yaml
+
+from mvlm.atomic import write_text, write_with
 
 TABLES = {"tf": "tracking_by_language", "bbox": "bbox_language"}
 METRICS = ("auc", "pre", "npr")
@@ -95,20 +96,15 @@ def write_tables(tables: dict, out_dir: str | Path, workbook: str = "results.xls
     written = []
     for name, frame in tables.items():
         for suffix, text in ((".csv", frame.to_csv(index=False)), (".md", _markdown(frame))):
-            path = out_dir / f"{name}{suffix}"
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-            written.append(path)
+            written.append(write_text(out_dir / f"{name}{suffix}", text))
     import pandas as pd
 
-    path = out_dir / workbook
-    tmp = path.with_name(f".{path.stem}.tmp.xlsx")
-    with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-        for name, frame in tables.items():
-            frame.to_excel(writer, sheet_name=name[:31], index=False)
-    os.replace(tmp, path)
-    written.append(path)
+    def workbook_to(tmp: Path) -> None:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+            for name, frame in tables.items():
+                frame.to_excel(writer, sheet_name=name[:31], index=False)
+
+    written.append(write_with(out_dir / workbook, workbook_to))
     return written
 
 
