@@ -469,26 +469,26 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def _from_preset(cls, presets: dict, section: str, values: Optional[dict], preset: Optional[str], default: str):
+    """`presets[name]` (name = `preset`, else values["preset"], else `default`) deep-merged with
+    `values`, built as `cls`; an unknown name is an error naming the known ones."""
+    values = dict(values or {})
+    name = preset or values.get("preset", default)
+    if name not in presets:
+        raise ConfigError(f"{section}.preset: unknown preset {name!r} (known: {', '.join(presets)})")
+    merged = deep_merge(presets[name], values)
+    merged["preset"] = name
+    return build(cls, merged, section)
+
+
 def model_config(values: dict[str, Any] | None = None, preset: str | None = None) -> ModelConfig:
     """Model config from a preset name plus overrides (``{"preset": "tiny", "encoder": {...}}``)."""
-    values = dict(values or {})
-    name = preset or values.get("preset", "base")
-    if name not in MODEL_PRESETS:
-        raise ConfigError(f"model.preset: unknown preset {name!r} (known: {', '.join(MODEL_PRESETS)})")
-    merged = deep_merge(MODEL_PRESETS[name], values)
-    merged["preset"] = name
-    return build(ModelConfig, merged, "model")
+    return _from_preset(ModelConfig, MODEL_PRESETS, "model", values, preset, "base")
 
 
 def tracker_config(values: dict[str, Any] | None = None, preset: str | None = None) -> TrackerConfig:
     """Tracker config from a preset (`tf`, `tf_tnl2k`, `bbox`) plus overrides."""
-    values = dict(values or {})
-    name = preset or values.get("preset", "tf")
-    if name not in TRACKER_PRESETS:
-        raise ConfigError(f"tracker.preset: unknown preset {name!r} (known: {', '.join(TRACKER_PRESETS)})")
-    merged = deep_merge(TRACKER_PRESETS[name], values)
-    merged["preset"] = name
-    return build(TrackerConfig, merged, "tracker")
+    return _from_preset(TrackerConfig, TRACKER_PRESETS, "tracker", values, preset, "tf")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
