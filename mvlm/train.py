@@ -716,7 +716,7 @@ def _out_of_time(t_start: float, max_minutes: float, env: DistEnv) -> bool:
 
 
 GROUNDING_SIZE_EDGES = (12.0, 24.0, 48.0)  # target side sqrt(w·h) in frame pixels
-GROUNDING_VIEWS = ("local", "global_letterbox", "global", "global_tiles")  # the tracker's views of a frame
+GROUNDING_VIEWS = ("local", "global_letterbox", "global")  # the tracker's views of a frame
 
 
 def size_bin_labels(edges: tuple[float, ...] = GROUNDING_SIZE_EDGES) -> list[str]:
@@ -734,13 +734,11 @@ def size_bin(side: float, edges: tuple[float, ...] = GROUNDING_SIZE_EDGES) -> st
 @torch.no_grad()
 def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, seed: int = 0,
                        search_factor: float = 4.0, shuffle_sentences: bool = False,
-                       template_factor: float = 2.0, tile_zoom: float = 0.0,
+                       template_factor: float = 2.0,
                        size_edges: tuple[float, ...] = GROUNDING_SIZE_EDGES) -> dict:
     """Per-frame grounding: share of frames where the predicted centre (argmax cell + offset) lies
     inside the GT box, for the tracker's views of a frame: ``global`` (stretched),
-    ``global_letterbox``, ``global_tiles`` (only with `tile_zoom` > 0: the tiled global pass,
-    `crops.tile_views` at that zoom; the window with the highest score peak answers) and
-    ``local`` (search_factor crop centred on the GT box).
+    ``global_letterbox`` and ``local`` (search_factor crop centred on the GT box).
 
     `per_sequence` visible frames are drawn per sequence (seeded). ``shuffle_sentences`` gives each
     sequence the next sequence's sentence: if accuracy does not drop, the network localises
@@ -752,7 +750,7 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
     """
     import numpy as np
 
-    from mvlm.data.crops import box_view, global_view, tile_views, to_network_input
+    from mvlm.data.crops import box_view, global_view, to_network_input
 
     was_training = net.training
     net.eval()
@@ -760,7 +758,7 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
     template_free = getattr(net.cfg, "template_free", True)
     device = next(net.parameters()).device
     rng = np.random.default_rng(seed)
-    measured = [v for v in GROUNDING_VIEWS if v != "global_tiles" or tile_zoom > 0]
+    measured = list(GROUNDING_VIEWS)
     hits: dict[str, list[bool]] = {name: [] for name in measured}
     bins: list[str] = []
     area = []
@@ -788,17 +786,6 @@ def grounding_accuracy(net: nn.Module, sequences: list, per_sequence: int = 12, 
                 hits[name].append(bool(x <= cx <= x + w and y <= cy <= y + h))
                 if name == "global":
                     area.append(w * h / size / size)
-            if tile_zoom <= 0:
-                continue
-            tiles = tile_views(frame, size, tile_zoom)
-            n = len(tiles)
-            out = net(to_network_input([image for image, _ in tiles]).to(device),
-                      None if templates is None else [t.expand(n, -1, -1, -1) for t in templates],
-                      text_emb.expand(n, -1, -1))
-            best = int(out["score_map"].flatten(1).amax(dim=1).argmax())
-            cx, cy = (out["pred_boxes"][best, 0, :2].float().cpu().numpy() * size).tolist()
-            x, y, w, h = tiles[best][1].to_view(box)
-            hits["global_tiles"].append(bool(x <= cx <= x + w and y <= cy <= y + h))
     net.train(was_training)
     result: dict = {name: float(np.mean(v)) if v else 0.0 for name, v in hits.items()}
     labels = size_bin_labels(size_edges)

@@ -281,7 +281,7 @@ class _ColourNet(_CentreNet):
 def test_grounding_accuracy_on_a_centre_predictor(toy_data):
     seqs = load_training_sequences({"synth": str(toy_data)})["synth"]
     res = grounding_accuracy(_CentreNet(), seqs, per_sequence=3)
-    assert res["frames"] == 6 and res["local"] == 1.0 and "global_tiles" not in res  # no zoom, no tiles
+    assert res["frames"] == 6 and res["local"] == 1.0 and "global_tiles" not in res
     # visible squares span x <= 24 + 3 + 10 < 40: the frame centre (40, 30) is never inside
     assert res["global"] == 0.0 and res["global_letterbox"] == 0.0
     assert res["chance_area"] == pytest.approx(100 / (80 * 60), rel=1e-6)
@@ -289,16 +289,6 @@ def test_grounding_accuracy_on_a_centre_predictor(toy_data):
     assert res["frames_by_size"] == {"<12": 6}
     assert res["by_size"]["global"] == {"<12": 0.0} and res["by_size"]["local"] == {"<12": 1.0}
     assert res["by_size"]["global_letterbox"] == {"<12": 0.0}
-
-
-def test_grounding_accuracy_tiled_view_maps_the_chosen_window_back(toy_data):
-    seqs = load_training_sequences({"synth": str(toy_data)})["synth"]
-    # 80x60 frames, 64 px views: at zoom 1 two windows (x 0 and 16), at zoom 2 windows of 32 px
-    for zoom in (1.0, 2.0):
-        res = grounding_accuracy(_ColourNet(), seqs, per_sequence=5, tile_zoom=zoom)
-        assert res["frames"] == 10
-        assert res["global_tiles"] == res["global"] == res["local"] == 1.0
-        assert res["by_size"]["global_tiles"] == {"<12": 1.0}
 
 
 def test_size_bins_put_an_edge_in_the_bin_above():
@@ -326,14 +316,13 @@ def test_grounding_accuracy_gives_a_box_model_first_frame_templates(toy_data):
 
     seqs = load_training_sequences({"synth": str(toy_data)})["synth"]
     net = _TemplateRecorder()
-    # per frame: three single views, then the tiled pass (two 64 px windows of an 80x60 frame)
-    res = grounding_accuracy(net, seqs, per_sequence=2, template_factor=2.0, tile_zoom=1.0)
-    assert res["frames"] == 4 and res["local"] == 1.0 and len(net.seen) == 4 * 4
+    # per frame: three single views
+    res = grounding_accuracy(net, seqs, per_sequence=2, template_factor=2.0)
+    assert res["frames"] == 4 and res["local"] == 1.0 and len(net.seen) == 4 * 3
     first, _ = box_view(seqs[0].read_frame(0), seqs[0].boxes[0], 2.0, net.cfg.encoder.template_size)
     expected = to_network_input(first)
     assert len(net.seen[0]) == net.cfg.num_templates == 2
     assert all(torch.equal(t, expected) for t in net.seen[0])
-    assert all(t.shape[0] == 2 and torch.equal(t[1:], expected) for t in net.seen[3])
 
 
 class _KillingInEpoch2Sampler(TrainingSampler):
