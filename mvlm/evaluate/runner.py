@@ -280,18 +280,26 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-@contextmanager
-def _torch_threads(threads: int):
-    """torch and OpenCV use `threads` threads inside (0 = leave as they are), restored after."""
+def _set_threads(threads: int) -> tuple[int, int]:
+    """torch uses `threads` threads and OpenCV one (decoding runs on the read-ahead thread
+    already); returns the counts before. 0 = leave both as they are."""
     import cv2
     import torch
 
-    if not threads:
-        yield
-        return
     before = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(1)  # decoding runs on the read-ahead thread already
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(1)
+    return before
+
+
+@contextmanager
+def _torch_threads(threads: int):
+    """`_set_threads` inside the block, the counts before restored after."""
+    import cv2
+    import torch
+
+    before = _set_threads(threads)
     try:
         yield
     finally:
@@ -302,7 +310,9 @@ def _torch_threads(threads: int):
 def _build_in_worker(spec: TrackerSpec, threads: int) -> dict[str, Any]:
     from mvlm.track.tracker import build_tracker
 
-    _torch_threads(threads).__enter__()  # for the worker's whole life
+    # for the worker's whole life (a context manager entered here would be garbage-collected at
+    # once and restore torch's default: two workers of two spinning threads each on two cores)
+    _set_threads(threads)
     try:
         built = build_tracker(spec)
     except Exception as exc:  # noqa: BLE001 - every sequence of this worker then fails with this reason
