@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -97,15 +98,12 @@ def run_sequence(
 
 def plot_run(run: SequenceRun, out_path: Optional[str | Path] = None, frames: int = 4):
     """Static figure: a few frames with GT (green) and prediction (red), then κ/mode/IoU over time."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # outside pyplot: the notebook's backend is left alone
     from matplotlib.patches import Rectangle
 
     n = len(run.boxes)
     picks = np.linspace(0, n - 1, num=min(frames, n)).astype(int)
-    fig = plt.figure(figsize=(3.2 * len(picks), 5.6))
+    fig = Figure(figsize=(3.2 * len(picks), 5.6))
     grid = fig.add_gridspec(2, len(picks), height_ratios=[1.3, 1])
     for col, index in enumerate(picks):
         ax = fig.add_subplot(grid[0, col])
@@ -143,8 +141,6 @@ def explorer(sequences: list[Sequence], checkpoint: Optional[str] = None, **weig
     `weights`: checkpoint_preset, checkpoint_mode, text_weights, random_init (see
     `load_widget_tracker`); the checkpoint is checked here, before the UI is built."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     from mvlm.config import tracker_config
 
@@ -164,7 +160,9 @@ def explorer(sequences: list[Sequence], checkpoint: Optional[str] = None, **weig
     }
     run_button = w.Button(description="Run tracker", button_style="primary")
     scrub = w.IntSlider(value=1, min=1, max=1, description="frame")
-    out = w.Output()
+    out = w.Output()  # progress and errors of a run
+    # the figure as PNG bytes in an Image widget: shown the same under any matplotlib backend
+    image = w.Image(format="png", layout=w.Layout(width="420px"))
     state: dict[str, SequenceRun] = {}
 
     def on_pick(change):
@@ -174,35 +172,37 @@ def explorer(sequences: list[Sequence], checkpoint: Optional[str] = None, **weig
         run = state.get("run")
         if run is None:
             return
-        with out:
-            out.clear_output(wait=True)
-            fig = plot_run(run, frames=1) if scrub.value == 1 else _frame_figure(run, scrub.value - 1)
-            display(fig)
-            plt.close(fig)
+        fig = _frame_figure(run, scrub.value - 1)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        image.value = buffer.getvalue()
 
     def on_run(_):
         seq = by_name[pick.value]
         overrides = {k: s.value for k, s in sliders.items()}
-        with out:
+        with out:  # an error of the run is shown here, not lost in the kernel's log
             out.clear_output()
             print("tracking...")
-        state["run"] = run_sequence(seq, text.value, checkpoint, mode.value, compat.value, overrides, weights=weights)
-        scrub.max = len(state["run"].boxes)
-        draw()
+            state["run"] = run_sequence(seq, text.value, checkpoint, mode.value, compat.value, overrides,
+                                        weights=weights)
+            scrub.max = len(state["run"].boxes)
+            draw()
+            out.clear_output()
 
     pick.observe(on_pick, names="value")
     run_button.on_click(on_run)
     scrub.observe(draw, names="value")
     ui = w.VBox([pick, text, w.HBox([mode, compat]), w.HBox(list(sliders.values())[:3]),
-                 w.HBox(list(sliders.values())[3:]), run_button, scrub, out])
+                 w.HBox(list(sliders.values())[3:]), run_button, scrub, out, image])
     return ui
 
 
 def _frame_figure(run: SequenceRun, index: int):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    fig, (ax, tl) = plt.subplots(2, 1, figsize=(6, 6), height_ratios=[3, 1])
+    fig = Figure(figsize=(6, 6))
+    ax, tl = fig.subplots(2, 1, height_ratios=[3, 1])
     ax.imshow(run.sequence.read_frame(index))
     for box, colour in ((run.sequence.boxes[index], "lime"), (run.boxes[index], "red")):
         ax.add_patch(Rectangle(box[:2], box[2], box[3], fill=False, edgecolor=colour, linewidth=1.5))

@@ -8,6 +8,8 @@ it) and writes under `paper.out` (default `paper/`):
     inputs_stage(paper)                         -> <out>/inputs/{checkpoint_tf,checkpoint_bbox,text_weights}.json
     dataset_stage(name, paper)                  -> <out>/inputs/dataset_<name>.json (annotation digest)
     evaluate_stage(dataset, mode, compat, paper) -> <out>/results/<dataset>-<mode>-<compat>/, <out>/reports/metrics/
+    evaluate_trained_stage(section, dataset, compat, paper, recipe_file)
+                                                -> <out>/results/<dataset>-<section>-<compat>/, <out>/reports/metrics/
     ablate_stage(variant, paper)                -> <out>/results/ablations/<variant>/, <out>/reports/ablations/
     report_stage(paper)                         -> <out>/reports/{tables,figures}/, report.md, summary.json
 
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -265,20 +268,36 @@ def _first_frames(seq, n: int):
                                visible=None if seq.visible is None else seq.visible[:n])
 
 
+@dataclass(frozen=True)
+class Network:
+    """The checkpoint a run tracks with: its file, how to load it, and its label in the tables."""
+
+    path: Path
+    model: dict  # TrackerSpec.checkpoint_model
+    label: dict  # {"file", "sha256"}
+
+    @classmethod
+    def released(cls, cfg: PaperConfig, mode: str) -> "Network":
+        return cls(expand(cfg.checkpoints[mode]),
+                   {"preset": "base", "mode": mode, "text": {"weights": str(expand(cfg.text_weights))}},
+                   model_label(cfg, mode))
+
+
 def run_released(cfg: PaperConfig, dataset: str, mode: str, compat: str, overrides: dict, out_dir: Path,
-                 reuse_from: Optional[Path] = None) -> dict:
-    """Track one dataset with a released network and score it (unless its GT is hidden)."""
+                 reuse_from: Optional[Path] = None, network: Optional[Network] = None) -> dict:
+    """Track one dataset with a released network (or `network`) and score it (unless its GT is hidden)."""
     from mvlm.evaluate.runner import RunOptions, reuse_identical_results, run_dataset
     from mvlm.evaluate.scoring import score_dataset
     from mvlm.track.tracker import TrackerSpec
 
+    network = network or Network.released(cfg, mode)
     spec = cfg.datasets[dataset]
     sequences = _sequences(dataset, spec, cfg)
     preset = preset_of(spec, mode)
     tracker_spec = TrackerSpec(
-        checkpoint=str(expand(cfg.checkpoints[mode])), tracker_preset=preset, compat=compat,
+        checkpoint=str(network.path), tracker_preset=preset, compat=compat,
         overrides=tuple(f"{k}={json.dumps(v)}" for k, v in overrides.items()), device=cfg.run.device,
-        checkpoint_model={"preset": "base", "mode": mode, "text": {"weights": str(expand(cfg.text_weights))}})
+        checkpoint_model=network.model)
     options = RunOptions(init="box" if mode == "bbox" else "language", max_frames=cfg.run.max_frames)
     _use_gpus(cfg.run)
     reused = reuse_identical_results(reuse_from, out_dir, sequences, tracker_spec, options) if reuse_from else []
@@ -286,8 +305,8 @@ def run_released(cfg: PaperConfig, dataset: str, mode: str, compat: str, overrid
     run = run_dataset(sequences, out_dir, tracker_spec, workers=cfg.run.workers, resume=True, options=options)
     seconds = time.perf_counter() - t0
     entry: dict[str, Any] = {
-        "dataset": dataset, "mode": mode, "compat": compat, "preset": preset, "overrides": overrides,
-        "model": model_label(cfg, mode), "max_frames": cfg.run.max_frames, "sequences": len(sequences),
+        "run": out_dir.name, "dataset": dataset, "mode": mode, "compat": compat, "preset": preset,
+        "overrides": overrides, "model": network.label, "max_frames": cfg.run.max_frames, "sequences": len(sequences),
         "tracked": sorted(set(run["done"]) | set(run["skipped"])), "failed": run["failed"],
         "reused": len(reused), "profile": spec.profile or cfg.profile, "scored": spec.score,
     }
@@ -329,11 +348,65 @@ def evaluate_stage(dataset: str, mode: str, compat: str, paper: dict) -> dict:
     if mode not in cfg.checkpoints:
         out_dir.mkdir(parents=True, exist_ok=True)  # the stage's output, empty
         return _write(cfg, "metrics", name, {"entry": {
-            "dataset": dataset, "mode": mode, "compat": compat,
+            "run": name, "dataset": dataset, "mode": mode, "compat": compat,
             "not_run": f"paper.checkpoints.{mode} is not configured"}})
     check_paths(cfg, modes=[mode], datasets=[dataset])
     out_dir.mkdir(parents=True, exist_ok=True)
     return _write(cfg, "metrics", name, run_released(cfg, dataset, mode, compat, {}, out_dir))
+
+
+def trained_network(cfg: PaperConfig, section: str, recipe_file: str | Path) -> Optional[tuple[Network, str]]:
+    """The network the `train` stage of `section` wrote (<out_dir>/final.safetensors) and its
+    mode; None while training is switched off."""
+    from mvlm.config import TrainConfig, load_params
+    from mvlm.config import section as read_section
+    from mvlm.model.metadata import config_from_metadata, safetensors_metadata
+
+    params = load_params(recipe_file)
+    if section not in (params.get("training") or {}).get("sections", []):
+        raise ConfigError(f"{recipe_file}: {section!r} is not one of training.sections")
+    recipe: TrainConfig = read_section(params, section, TrainConfig)
+    if not (params.get("training") or {}).get("enabled"):
+        return None
+    path = Path(recipe.out_dir) / "final.safetensors"
+    if not path.is_file():
+        raise PaperError(f"{path}: no trained network of {section} (its train stage has not finished)")
+    metadata = safetensors_metadata(path)
+    if metadata is None or metadata.get("mode") != recipe.mode:
+        raise PaperError(f"{path}: not a suite checkpoint of mode {recipe.mode} (the recipe's mode)")
+    model = {}
+    if config_from_metadata(metadata, str(path)).text.frozen:  # the CLIP tower is not in the file
+        if not (cfg.text_weights and expand(cfg.text_weights).is_file()):
+            raise PaperError(f"paper.text_weights: {cfg.text_weights}: the trained {section} network needs "
+                             "the CLIP ViT-L/14 text weights file")
+        model = {"text": {"weights": str(expand(cfg.text_weights))}}
+    return Network(path, model, {"file": f"{section}/{path.name}", "sha256": file_digest(path)["sha256"]}), recipe.mode
+
+
+def evaluate_trained_stage(section: str, dataset: str, compat: str, paper: dict,
+                           recipe_file: str | Path = "paper/params.yaml") -> dict:
+    """The network trained by the `train` stage of `section`, on one dataset with the dataset's
+    released tracker preset: a row beside the released checkpoint's in the tables. Recorded as not
+    run while training is switched off."""
+    cfg = load_config(paper)
+    if dataset not in cfg.datasets:
+        raise ConfigError(f"paper.datasets: no dataset named {dataset!r}")
+    if compat not in COMPATS:
+        raise ConfigError(f"compat {compat!r}: expected {COMPATS}")
+    name = run_name(dataset, section, compat)
+    out_dir = Path(cfg.out) / "results" / name
+    trained = trained_network(cfg, section, recipe_file)
+    if trained is None:
+        out_dir.mkdir(parents=True, exist_ok=True)  # the stage's output, empty
+        return _write(cfg, "metrics", name, {"entry": {
+            "run": name, "dataset": dataset, "section": section, "compat": compat,
+            "not_run": f"training.enabled is false in {recipe_file} (docs/training.md)"}})
+    network, mode = trained
+    check_paths(cfg, modes=[], datasets=[dataset])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = run_released(cfg, dataset, mode, compat, {}, out_dir, network=network)
+    made["entry"]["section"] = section
+    return _write(cfg, "metrics", name, made)
 
 
 def ablate_stage(variant: str, paper: dict) -> dict:
@@ -405,7 +478,7 @@ def report_stage(paper: dict) -> dict:
     entries, curves, results_only, not_run = [], {}, [], []
     for name, e in metrics.items():
         if "not_run" in e:
-            not_run.append(f"{name}: {e['not_run']}")
+            not_run.append((name, e["not_run"]))
             continue
         if not e.get("scored"):
             results_only.append(e)
@@ -418,7 +491,7 @@ def report_stage(paper: dict) -> dict:
     rows = []
     for variant, e in ablations.items():
         if "not_run" in e:
-            not_run.append(f"ablation {variant}: {e['not_run']}")
+            not_run.append((f"ablation {variant}", e["not_run"]))
             continue
         s = e.get("scores") or {}
         rows.append({"variant": variant, "settings": json.dumps(e.get("settings") or {}), "swept": paper_value_marks(e),
@@ -432,8 +505,8 @@ def report_stage(paper: dict) -> dict:
                                                            title=f"{dataset} ({len(runs)} runs)")]
     summary = {"profile": cfg.profile, "datasets": {n: e.get("scores") for n, e in metrics.items() if e.get("scored")},
                "ablations": {n: e.get("scores") for n, e in ablations.items() if "not_run" not in e},
-               "results_only": [run_name(e["dataset"], e["mode"], e["compat"]) for e in results_only],
-               "not_run": not_run}
+               "results_only": [e["run"] for e in results_only],
+               "not_run": [f"{name}: {why}" for name, why in not_run]}
     write_json(reports / "summary.json", summary, indent=1)
     (reports / "report.md").parent.mkdir(parents=True, exist_ok=True)
     from mvlm.atomic import write_text
@@ -456,12 +529,15 @@ def _markdown_report(cfg: PaperConfig, tables: dict, results_only: list, not_run
     if results_only:
         lines += ["## Results without scores", ""]
         for e in results_only:
-            folder = Path(cfg.out) / "results" / run_name(e["dataset"], e["mode"], e["compat"])
-            lines.append(f"- {run_name(e['dataset'], e['mode'], e['compat'])}: {len(e['tracked'])} sequences "
+            folder = Path(cfg.out) / "results" / e["run"]
+            lines.append(f"- {e['run']}: {len(e['tracked'])} sequences "
                          f"tracked into `{folder}`; the ground truth is hidden: pack them with "
                          f"`mvlm submit mgit --results {folder} --out mgit-submission.zip --root "
                          f"{cfg.datasets[e['dataset']].root}` and submit (docs/mgit.md).")
         lines.append("")
-    if not_run:
-        lines += ["## Not run", ""] + [f"- {n}" for n in not_run] + [""]
+    if not_run:  # one line per reason: training switched off leaves a run per section x dataset x compat
+        reasons: dict[str, list[str]] = {}
+        for name, why in not_run:
+            reasons.setdefault(why, []).append(name)
+        lines += ["## Not run", ""] + [f"- {', '.join(names)}: {why}" for why, names in reasons.items()] + [""]
     return "\n".join(lines)

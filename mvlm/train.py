@@ -539,23 +539,24 @@ def _default_sampler(cfg: TrainConfig, net: nn.Module) -> TrainingSampler:
 
 
 def _restore(out_dir: Path, net: nn.Module, optimizer: torch.optim.Optimizer,
-             steps_per_epoch: int, cfg: TrainConfig) -> tuple[Optional[int], int]:
-    """(last finished epoch or None, global step to continue from). With `batch_per: process`
-    the steps of an epoch depend on the number of processes, so a run resumed on another number
-    continues at the next epoch's first step as this world counts them."""
+             steps_per_epoch: int, cfg: TrainConfig) -> tuple[Optional[int], int, int]:
+    """(last finished epoch or None, global step to continue from, steps the saved run had
+    logged by then). With `batch_per: process` the steps of an epoch depend on the number of
+    processes, so a run resumed on another number continues at the next epoch's first step as
+    this world counts them (docs/training.md)."""
     last = latest_epoch(out_dir)
     if last is None:
-        return None, 0
+        return None, 0, 0
     step = load_epoch(out_dir, last, net, optimizer, cfg)
     if cfg.batch_per == "process":
-        return last, (last + 1) * steps_per_epoch
+        return last, (last + 1) * steps_per_epoch, step
     if step != (last + 1) * steps_per_epoch:
         from mvlm.model.checkpoint import CheckpointError
 
         raise CheckpointError(
             f"{out_dir}/epoch_{last:04d}{STATE_SUFFIX}: ends at step {step}, but epoch {last} ends at step "
             f"{(last + 1) * steps_per_epoch} with this config: batch_size or samples_per_epoch changed")
-    return last, step
+    return last, step, step
 
 
 def _wrap(net: nn.Module, env: DistEnv) -> nn.Module:
@@ -601,7 +602,7 @@ def train(
     if steps_per_epoch < 1:
         raise ValueError(f"sampling.samples_per_epoch ({cfg.sampling.samples_per_epoch}) < the global batch ({gbatch})")
     total_steps = steps_per_epoch * cfg.epochs
-    last, step = _restore(out_dir, net, optimizer, steps_per_epoch, cfg) if resume else (None, 0)
+    last, step, logged = _restore(out_dir, net, optimizer, steps_per_epoch, cfg) if resume else (None, 0, 0)
     if env.distributed:
         dist.barrier()
 
@@ -614,7 +615,7 @@ def train(
         pin_memory=env.device.type == "cuda",
     )
     timing_path = Path(cfg.timings) if cfg.timings else out_dir.parent / f"{out_dir.name}.timings.csv"
-    log = RunLog(out_dir, step, timing_path) if env.is_main else None
+    log = RunLog(out_dir, logged, timing_path) if env.is_main else None  # rows after the checkpoint go
     bf16, precision_reason = choose_precision(cfg.precision, env.device)
     precision = {"precision": "bf16" if bf16 else "fp32", "precision_reason": precision_reason}
     if env.is_main:

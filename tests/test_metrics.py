@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -230,3 +231,9 @@ def test_tables_with_published_rows_and_plots(tmp_path):
     assert len(written) == 5
     figs = plot_success_precision({"ours": r}, tmp_path / "fig" / "tnl2k")
     assert sorted(p.name for p in figs) == ["tnl2k_precision.png", "tnl2k_precision.svg", "tnl2k_success.png", "tnl2k_success.svg"]
+    # written again (another second, fresh svg ids): the same bytes, so a rerun leaves reports/ unchanged
+    first = {p: p.read_bytes() for p in written + figs}
+    time.sleep(1.1)
+    again = write_tables(tables, tmp_path / "tables") + plot_success_precision({"ours": r}, tmp_path / "fig" / "tnl2k")
+    assert sorted(again) == sorted(first) and all(p.read_bytes() == first[p] for p in again)
+    assert openpyxl.load_workbook(tmp_path / "tables" / "results.xlsx").sheetnames == wb.sheetnames

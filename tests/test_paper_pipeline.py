@@ -5,6 +5,7 @@ then the tables; and each missing or wrong file as one clear error before any wo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -14,9 +15,12 @@ import pytest
 import torch
 import yaml
 
-from mvlm.paper import PaperError, ablate_stage, check_checkpoint, check_text_weights, evaluate_stage, inputs_stage
+from mvlm.config import ConfigError, model_config
+from mvlm.paper import (PaperError, ablate_stage, check_checkpoint, check_text_weights, evaluate_stage,
+                        evaluate_trained_stage, inputs_stage)
 
 from released_files import random_released_state, write_clip_l14_text, write_released
+from test_paper_recipe import MICRO, _toy
 from test_pipeline import REPO, _run
 
 OTB = ("Crossing",)
@@ -106,6 +110,36 @@ def test_shipped_params_resolve_and_variants_are_valid_tracker_settings():
                 cfg_t.target_scale_tiles) == (1.0, False, False, None, False)
 
 
+def _recipe(tmp_path: Path, enabled: bool, mode: str = "tf") -> Path:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"training": {"enabled": enabled, "sections": ["train_tf"]},
+                                      "train_tf": {"mode": mode, "out_dir": str(tmp_path / "m")}}))
+    return recipe
+
+
+def test_trained_evaluation_is_not_run_while_training_is_off(tmp_path):
+    paper = _config(tmp_path)
+    entry = evaluate_trained_stage("train_tf", "lasot", "reference", paper, _recipe(tmp_path, False))
+    assert entry["not_run"].startswith("training.enabled is false") and entry["run"] == "lasot-train_tf-reference"
+    assert (tmp_path / "out" / "reports" / "metrics" / "lasot-train_tf-reference.json").is_file()
+    with pytest.raises(ConfigError, match="'train_bbox' is not one of training.sections"):
+        evaluate_trained_stage("train_bbox", "lasot", "reference", paper, _recipe(tmp_path, False))
+
+
+def test_trained_evaluation_names_a_missing_or_wrong_network(tmp_path):
+    from mvlm.model.checkpoint import save_checkpoint
+    from mvlm.model.net import build_model
+
+    paper = _config(tmp_path)
+    with pytest.raises(PaperError, match=r"m/final\.safetensors: no trained network of train_tf"):
+        evaluate_trained_stage("train_tf", "lasot", "reference", paper, _recipe(tmp_path, True))
+    net = build_model(model_config({"template_free": False, "num_templates": 2}, preset="tiny"))
+    save_checkpoint(net, tmp_path / "m" / "final.safetensors", mode="bbox")
+    with pytest.raises(PaperError, match="not a suite checkpoint of mode tf"):
+        evaluate_trained_stage("train_tf", "lasot", "reference", paper, _recipe(tmp_path, True))
+    assert not (tmp_path / "out" / "reports").exists()
+
+
 # --------------------------------------------------------------------------------------------
 # slow: the whole paper pipeline on real frames
 
@@ -148,6 +182,13 @@ def paper_repo(tmp_path_factory, real_data) -> Path:
     paper["run"] = {"device": "cpu", "gpus": 0, "workers": 1, "max_frames": 3, "max_sequences": 0}
     variants = paper["ablate"]["variants"]
     paper["ablate"]["variants"] = {k: variants[k] for k in ("released", "alpha_05")}
+    # training switched on for one section: the paper's TF recipe at a micro size on toy data,
+    # then its network evaluated beside the released one
+    params["training"] = {"enabled": True, "sections": ["train_tf"]}
+    params["train_tf"].update(
+        preset="tiny", model=MICRO, datasets={"synth": str(_toy(tmp_path_factory.mktemp("toy")))}, splits={},
+        epochs=1, batch_size=8, num_workers=0, device="cpu", threads=1, lr_drop_epoch=0)
+    params["train_tf"]["sampling"].update(dataset_ratios={}, samples_per_epoch=24, frame_cache_mb=4)
     (work / "paper" / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
     _run(["git", "init", "-q"], work)
@@ -180,7 +221,7 @@ def test_paper_pipeline_on_real_frames(paper_repo: Path):
             assert meta["config"]["tracker"]["compat"] == "reference"
     table = pd.read_csv(reports / "tables" / "tracking_by_language.csv")
     ours = table[table.source == "ours"]
-    assert list(ours.tracker) == [f"MVLM_TF.pth.tar sha256:{sha}, reference, first 3 frames"]
+    assert list(ours.tracker)[0] == f"MVLM_TF.pth.tar sha256:{sha}, reference, first 3 frames"  # then the trained
     assert set(ours.columns) >= {"LASOT AUC", "OTB99_LANG AUC", "LASOT profile"}
     assert ours["LASOT profile"].iloc[0] == "vl_python"
     published = table[(table.source == "published") & (table.tracker == "MVLM")]
@@ -194,6 +235,27 @@ def test_paper_pipeline_on_real_frames(paper_repo: Path):
         for kind in ("success", "precision"):
             assert (reports / "figures" / f"{dataset}_{kind}.png").stat().st_size > 1000
     assert "## Tracking by language" in (reports / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_trained_network_is_evaluated_beside_the_released_one(paper_repo: Path):
+    import pandas as pd
+
+    reports = paper_repo / "paper" / "reports"
+    assert json.loads((reports / "training" / "train_tf.json").read_text())["steps"] == 3
+    final = paper_repo / "paper" / "models" / "train_tf" / "final.safetensors"
+    sha = hashlib.sha256(final.read_bytes()).hexdigest()[:8]
+    for dataset in ("lasot", "otb99_lang"):
+        m = json.loads((reports / "metrics" / f"{dataset}-train_tf-reference.json").read_text())
+        assert m["failed"] == [] and m["mode"] == "tf" and m["section"] == "train_tf", m
+        assert m["model"] == {"file": "train_tf/final.safetensors", "sha256": m["model"]["sha256"]}
+        assert m["model"]["sha256"].startswith(sha) and 0.0 <= m["scores"]["auc"] <= 100.0
+        meta = json.loads(next((paper_repo / "paper" / "results" / f"{dataset}-train_tf-reference")
+                               .glob("*_meta.json")).read_text())
+        assert meta["frames"] == 3 and meta["config"]["checkpoint"].endswith("paper/models/train_tf/final.safetensors")
+    table = pd.read_csv(reports / "tables" / "tracking_by_language.csv")
+    ours = list(table[table.source == "ours"].tracker)
+    assert f"train_tf/final.safetensors sha256:{sha}, reference, first 3 frames" in ours and len(ours) == 2
 
 
 @pytest.mark.slow

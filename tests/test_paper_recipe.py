@@ -196,6 +196,19 @@ def _tiny_overrides(data: Path, out: Path) -> list[str]:
             "epochs=1", "num_workers=0", "device=cpu", "threads=1", f"out_dir={out}", "lr_drop_epoch=0"]
 
 
+def _two_ranks(summary: Path, overrides: list[str]) -> subprocess.CompletedProcess:
+    """`mvlm train` of the paper's train_tf section under torchrun, 2 gloo ranks on CPU."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "mvlm", "train", "--params", str(RECIPE), "--section", "train_tf", "--no-progress",
+           "--summary", str(summary)]
+    for text in overrides:
+        cmd += ["--set", text]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def _params(out: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -215,15 +228,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     from mvlm.train import train
 
     data = _toy(tmp_path / "toy")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     two = tmp_path / "two"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "mvlm", "train", "--params", str(RECIPE), "--section", "train_tf", "--no-progress",
-           "--summary", str(tmp_path / "two.json")]
-    for text in _tiny_overrides(data, two) + ["batch_size=4", "batch_per=process"]:
-        cmd += ["--set", text]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _two_ranks(tmp_path / "two.json", _tiny_overrides(data, two) + ["batch_size=4", "batch_per=process"])
     summary = json.loads((tmp_path / "two.json").read_text())
     assert summary["world_size"] == 2 and summary["global_batch"] == 8 and summary["steps"] == 3
     assert "global batch 8 (4 per process)" in done.stderr
@@ -238,6 +244,45 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert a.keys() == b.keys() and a
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-5, msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_per", ["global", "process"])
+def test_a_run_killed_on_two_ranks_resumes_on_one_with_the_documented_effect(tmp_path, batch_per):
+    """docs/training.md "Resuming, also on another number of GPUs": 2 ranks train 2 epochs, a kill
+    during epoch 1 leaves epoch 0's checkpoint (and log rows of epoch 1), one process resumes.
+    batch_per global (8): the same batches and steps, the uninterrupted run's weights to 1e-5;
+    batch_per process (4): the global batch drops from 8 to 4, so epoch 1 takes twice the steps,
+    numbered from where the new count puts epoch 1."""
+    import shutil
+
+    from mvlm.config import apply_overrides
+    from mvlm.train import latest_epoch, train
+
+    data = _toy(tmp_path / "toy")
+    out = tmp_path / "run"
+    overrides = _tiny_overrides(data, out) + ["epochs=2", f"batch_per={batch_per}", "micro_batch=4",
+                                              f"batch_size={8 if batch_per == 'global' else 4}"]
+    _two_ranks(tmp_path / "two.json", overrides)
+    assert json.loads((tmp_path / "two.json").read_text())["steps"] == 6
+    shutil.copytree(out, tmp_path / "uninterrupted")
+    for name in ("epoch_0001.safetensors", "epoch_0001.state.safetensors", "final.safetensors"):
+        (out / name).unlink()  # what a kill during epoch 1 leaves
+    assert latest_epoch(out) == 0
+
+    params = apply_overrides(load_params(RECIPE), [f"train_tf.{t}" for t in overrides])
+    summary = train(section(params, "train_tf", TrainConfig), resume=True, progress=False)
+    logged = [int(r.split(",")[0]) for r in (out / "train_log.csv").read_text().splitlines()[1:]]
+    if batch_per == "global":
+        assert (summary["world_size"], summary["resumed_from_epoch"], summary["steps"]) == (1, 0, 6)
+        assert logged == list(range(6))
+    else:  # epoch 1 in 24 // 4 = 6 steps, numbered as the new world counts them (from 1 x 6)
+        assert (summary["world_size"], summary["resumed_from_epoch"], summary["steps"]) == (1, 0, 12)
+        assert logged == [0, 1, 2] + list(range(6, 12))
+    if batch_per == "global":
+        a, b = _params(tmp_path / "uninterrupted"), _params(out)
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-5, msg=name)
 
 
 def test_disabled_stage_writes_its_outputs_and_trains_nothing(tmp_path):

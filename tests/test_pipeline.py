@@ -158,6 +158,12 @@ def test_explore_notebook_runs_headless(tmp_path: Path):
           "-k", "python3", "-p", "interactive", "False", "-p", "root", str(data), "-p", "max_frames", "6",
           "-p", "checkpoint", "", "-p", "out_png", str(out_png), "--log-level", "WARNING"], tmp_path, timeout=600)
     assert out_png.stat().st_size > 1000
+    # a checkpoint path that is not there stops the notebook: never a random network in its place
+    missing = subprocess.run(
+        [str(BIN / "papermill"), str(REPO / "notebooks" / "explore.ipynb"), str(tmp_path / "missing.out.ipynb"),
+         "-k", "python3", "-p", "interactive", "False", "-p", "root", str(data), "-p", "checkpoint",
+         str(tmp_path / "nowhere.safetensors"), "--log-level", "WARNING"], cwd=tmp_path, capture_output=True, text=True)
+    assert missing.returncode != 0 and "nowhere.safetensors: checkpoint not found" in missing.stderr
 
 
 def test_split_manifest_changes_exactly_when_a_file_of_the_split_does(tmp_path: Path):

@@ -145,7 +145,7 @@ def test_serve_load_endpoint_and_checkpoint_list(tmp_path, tiny_released):
         assert r.status_code == 200 and r.json()["random_init"] is False
 
 
-def test_widget_loader_and_pipeline_refuse(tmp_path, tiny_released):
+def test_widget_loader_and_pipeline_refuse(tmp_path, tiny_released, monkeypatch):
     from mvlm.config import EvaluateConfig
     from mvlm.explore import load_widget_tracker
     from mvlm.pipeline import checkpoint_for
@@ -159,6 +159,7 @@ def test_widget_loader_and_pipeline_refuse(tmp_path, tiny_released):
     cfg = EvaluateConfig(checkpoints={"tf": str(tmp_path / "MVLM_TF.pth.tar")})
     with pytest.raises(CheckpointError, match=r"MVLM_TF.pth.tar: checkpoint file not found \(evaluate.checkpoints.tf"):
         checkpoint_for("tf", cfg)
+    monkeypatch.chdir(tmp_path)  # the default path is relative: not the repository's trained models/
     with pytest.raises(CheckpointError, match="tiny_bbox/final.safetensors: checkpoint file not found"):
         checkpoint_for("bbox", EvaluateConfig())
     assert checkpoint_for("tf", EvaluateConfig(checkpoints={"tf": str(tiny_released)})) == str(tiny_released)

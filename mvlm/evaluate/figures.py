@@ -14,24 +14,19 @@ import numpy as np
 from mvlm.data.sequence import Sequence
 
 
-def _plt():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A figure outside pyplot: no global backend is switched (a notebook calling these keeps
+    its inline backend) and nothing needs closing."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize)
 
 
 def _save(fig, out: Path) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for suffix in (".png", ".svg"):
-        path = out.with_suffix(suffix)
-        fig.savefig(path, dpi=130)
-        paths.append(path)
-    _plt().close(fig)
-    return paths
+    from mvlm.evaluate.plots import save_figure
+
+    return [save_figure(fig, out.with_suffix(suffix), 130) for suffix in (".png", ".svg")]
 
 
 def frame_ious(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -76,8 +71,8 @@ def calibration(frames_by_mode: Mapping[str, "object"], out: Path, bins: int = 1
     """
     import pandas as pd
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = _figure((5, 4))
+    ax = fig.subplots()
     stats = {}
     for mode, df in frames_by_mode.items():
         d = df[(df.frame > 1) & df.visible & np.isfinite(df.kappa)]
@@ -100,9 +95,9 @@ def calibration(frames_by_mode: Mapping[str, "object"], out: Path, bins: int = 1
 
 def gate_timelines(frames, names: list[str], out: Path, title: str = "") -> list[Path]:
     """Per sequence: κ and IoU over time, global passes shaded, invisible frames marked."""
-    plt = _plt()
     n = max(1, len(names))
-    fig, axes = plt.subplots(n, 1, figsize=(8, 1.9 * n), sharex=False, squeeze=False)
+    fig = _figure((8, 1.9 * n))
+    axes = fig.subplots(n, 1, squeeze=False)
     for ax, name in zip(axes[:, 0], names):
         d = frames[frames.sequence == name]
         t = d.frame.to_numpy()
@@ -127,10 +122,10 @@ def attribute_bars(breakdowns: Mapping[str, Mapping[str, Mapping[str, float]]], 
     import pandas as pd
     import seaborn as sns
 
-    plt = _plt()
     rows = [{"attribute": a, "run": run, "AUC": v["auc"], "n": v.get("n")}
             for run, table in breakdowns.items() for a, v in table.items() if v.get("auc") is not None]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig = _figure((8, 4))
+    ax = fig.subplots()
     if rows:
         sns.barplot(data=pd.DataFrame(rows), x="attribute", y="AUC", hue="run", ax=ax)
         ax.tick_params(axis="x", rotation=60, labelsize=8)
@@ -144,9 +139,9 @@ def ablation_bars(table, out: Path, metric: str = "AUC") -> list[Path]:
     """Horizontal bars: one per ablation variant."""
     import seaborn as sns
 
-    plt = _plt()
     d = table.dropna(subset=[metric]).sort_values(metric)
-    fig, ax = plt.subplots(figsize=(6, 0.35 * max(4, len(d)) + 1))
+    fig = _figure((6, 0.35 * max(4, len(d)) + 1))
+    ax = fig.subplots()
     sns.barplot(data=d, y="variant", x=metric, hue="mode" if "mode" in d else None, ax=ax, orient="h")
     ax.set_xlim(0, 100)
     ax.set_title(f"Confidence ablations ({metric})")
@@ -158,9 +153,9 @@ def training_curves(logs: Mapping[str, Path], out: Path) -> list[Path]:
     """Total loss (and each term present in the log) against step, one panel per run."""
     import pandas as pd
 
-    plt = _plt()
     frames = {name: pd.read_csv(path) for name, path in logs.items() if Path(path).is_file()}
-    fig, axes = plt.subplots(1, max(1, len(frames)), figsize=(5 * max(1, len(frames)), 3.6), squeeze=False)
+    fig = _figure((5 * max(1, len(frames)), 3.6))
+    axes = fig.subplots(1, max(1, len(frames)), squeeze=False)
     for ax, (name, df) in zip(axes[0], frames.items()):
         terms = [c for c in ("loss", "focal", "giou", "l1", "cm", "cm_inference") if c in df and df[c].notna().any()]
         for term in terms:

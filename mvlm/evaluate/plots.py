@@ -8,6 +8,17 @@ from typing import Mapping
 import numpy as np
 
 
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
+    """`fig.savefig`, with the SVG's date and random element ids fixed: the same data give the
+    same bytes, so rerunning the pipeline leaves the versioned figures unchanged."""
+    import matplotlib
+
+    path = Path(path)
+    with matplotlib.rc_context({"svg.hashsalt": "mvlm"}):
+        fig.savefig(path, dpi=dpi, metadata={"Date": None} if path.suffix == ".svg" else None)
+    return path
+
+
 def _curves_of(item) -> tuple[dict, dict, dict]:
     """(curves, thresholds, scores) from a ScoreResult or a score-JSON dict with "curves"."""
     if hasattr(item, "curves"):
@@ -21,12 +32,9 @@ def plot_success_precision(results: Mapping[str, object], out_prefix: str | Path
     results: {tracker name: ScoreResult or score JSON with "curves"/"thresholds"}; curves in percent.
     Legend entries read "name [AUC 61.2]" and "name [PRE 51.1]", sorted best first.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
+    from matplotlib.figure import Figure  # outside pyplot: no global backend switch
 
     out_prefix = Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +50,8 @@ def plot_success_precision(results: Mapping[str, object], out_prefix: str | Path
             for x, y in zip(np.asarray(th[x_key], dtype=float), np.asarray(curves[kind], dtype=float)):
                 rows.append({"threshold": x, "value": y, "tracker": labels[name]})
         order = sorted(labels.values(), key=lambda s: -float(s.rsplit(" ", 1)[-1].rstrip("]")) if "[" in s else 0)
-        fig, ax = plt.subplots(figsize=(5, 4))
+        fig = Figure(figsize=(5, 4))
+        ax = fig.subplots()
         sns.lineplot(data=pd.DataFrame(rows), x="threshold", y="value", hue="tracker", hue_order=order, ax=ax)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{kind} rate (%)")
@@ -51,8 +60,5 @@ def plot_success_precision(results: Mapping[str, object], out_prefix: str | Path
         ax.legend(loc="lower left" if kind == "success" else "lower right", fontsize=8)
         fig.tight_layout()
         for suffix in (".png", ".svg"):
-            path = out_prefix.with_name(f"{out_prefix.name}_{kind}{suffix}")
-            fig.savefig(path, dpi=150)
-            written.append(path)
-        plt.close(fig)
+            written.append(save_figure(fig, out_prefix.with_name(f"{out_prefix.name}_{kind}{suffix}"), 150))
     return written

@@ -103,9 +103,25 @@ def write_tables(tables: dict, out_dir: str | Path, workbook: str = "results.xls
         with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
             for name, frame in tables.items():
                 frame.to_excel(writer, sheet_name=name[:31], index=False)
+        _fix_save_time(tmp)
 
     written.append(write_with(out_dir / workbook, workbook_to))
     return written
+
+
+def _fix_save_time(xlsx: Path) -> None:
+    """openpyxl stamps the save time into docProps/core.xml and into every zip entry; both are
+    set to fixed values so the same tables give the same workbook bytes."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(xlsx) as z:
+        entries = [(info.filename, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(xlsx, "w") as z:
+        for name, data in entries:
+            if name == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>2000-01-01T00:00:00Z", data)
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
 
 
 def comparison_table(rows: dict[str, dict], profile: str):
