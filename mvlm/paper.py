@@ -283,7 +283,7 @@ class Network:
                    model_label(cfg, mode))
 
 
-def run_released(cfg: PaperConfig, dataset: str, mode: str, compat: str, overrides: dict, out_dir: Path,
+def run_network(cfg: PaperConfig, dataset: str, mode: str, compat: str, overrides: dict, out_dir: Path,
                  reuse_from: Optional[Path] = None, network: Optional[Network] = None) -> dict:
     """Track one dataset with a released network (or `network`) and score it (unless its GT is hidden)."""
     from mvlm.evaluate.runner import RunOptions, reuse_identical_results, run_dataset
@@ -352,7 +352,7 @@ def evaluate_stage(dataset: str, mode: str, compat: str, paper: dict) -> dict:
             "not_run": f"paper.checkpoints.{mode} is not configured"}})
     check_paths(cfg, modes=[mode], datasets=[dataset])
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _write(cfg, "metrics", name, run_released(cfg, dataset, mode, compat, {}, out_dir))
+    return _write(cfg, "metrics", name, run_network(cfg, dataset, mode, compat, {}, out_dir))
 
 
 def trained_network(cfg: PaperConfig, section: str, recipe_file: str | Path) -> Optional[tuple[Network, str]]:
@@ -363,6 +363,8 @@ def trained_network(cfg: PaperConfig, section: str, recipe_file: str | Path) -> 
     from mvlm.model.metadata import config_from_metadata, safetensors_metadata
 
     params = load_params(recipe_file)
+    if section in MODES:  # its results and metrics would take the released network's names
+        raise ConfigError(f"{recipe_file}: a train section may not be named {section!r}")
     if section not in (params.get("training") or {}).get("sections", []):
         raise ConfigError(f"{recipe_file}: {section!r} is not one of training.sections")
     recipe: TrainConfig = read_section(params, section, TrainConfig)
@@ -404,7 +406,7 @@ def evaluate_trained_stage(section: str, dataset: str, compat: str, paper: dict,
     network, mode = trained
     check_paths(cfg, modes=[], datasets=[dataset])
     out_dir.mkdir(parents=True, exist_ok=True)
-    made = run_released(cfg, dataset, mode, compat, {}, out_dir, network=network)
+    made = run_network(cfg, dataset, mode, compat, {}, out_dir, network=network)
     made["entry"]["section"] = section
     return _write(cfg, "metrics", name, made)
 
@@ -428,7 +430,7 @@ def ablate_stage(variant: str, paper: dict) -> dict:
     check_paths(cfg, modes=[ab.mode], datasets=[ab.dataset])
     out_dir.mkdir(parents=True, exist_ok=True)
     # a variant equal to the evaluated tracker copies that run's results instead of tracking again
-    made = run_released(cfg, ab.dataset, ab.mode, compat, settings, out_dir,
+    made = run_network(cfg, ab.dataset, ab.mode, compat, settings, out_dir,
                         reuse_from=Path(cfg.out) / "results" / run_name(ab.dataset, ab.mode, "reference"))
     made["entry"].update(variant=variant, settings=ab.variants[variant])
     return _write(cfg, "ablations", variant, made)

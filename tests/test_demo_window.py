@@ -133,6 +133,19 @@ def xdisplay(tmp_path):
         server.wait(timeout=10)
 
 
+def snapshot(display: str, wid: str, tmp_path: Path, name: str) -> None:
+    """The window's pixels on the virtual display, as <name>.png in the test's tmp dir (and in
+    $MVLM_UI_SCREENSHOTS when set: docs/demo.md shows them)."""
+    from PIL import ImageGrab
+
+    geometry = dict(line.split("=") for line in xdo(display, "getwindowgeometry", "--shell", wid).splitlines())
+    x, y, w, h = (int(geometry[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+    image = ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display)
+    for folder in filter(None, (tmp_path, os.environ.get("MVLM_UI_SCREENSHOTS"))):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        image.save(Path(folder) / f"{name}.png")
+
+
 def xdo(display: str, *args: str, timeout: float = 600) -> str:  # a model load: minutes on a busy machine
     return subprocess.run([XDOTOOL, *args], env={**os.environ, "DISPLAY": display}, capture_output=True,
                           text=True, timeout=timeout, check=True).stdout.strip()
@@ -157,13 +170,16 @@ def test_select_box_and_pause_quit_in_a_real_tk_window_under_xvfb(xdisplay, tmp_
             xdo(xdisplay, "mousemove", "--window", wid, str(x), str(y))
             time.sleep(0.1)
         xdo(xdisplay, "mouseup", "1")
+        time.sleep(0.3)
+        snapshot(xdisplay, wid, tmp_path, "demo-select")
         xdo(xdisplay, "key", "Return")
         # the live window: same window, title back to "mvlm demo"; pause, then quit
         xdo(xdisplay, "search", "--sync", "--name", "^mvlm demo$")
         time.sleep(1.0)
         xdo(xdisplay, "key", "space")
-        xdo(xdisplay, "search", "--sync", "--name", "paused")
+        paused = xdo(xdisplay, "search", "--sync", "--name", "paused").splitlines()[0]
         time.sleep(1.0)
+        snapshot(xdisplay, paused, tmp_path, "demo-paused")
         xdo(xdisplay, "key", "q")
         assert proc.wait(timeout=600) == 0
     finally:
