@@ -298,7 +298,8 @@ def run_network(cfg: PaperConfig, dataset: str, mode: str, compat: str, override
         checkpoint=str(network.path), tracker_preset=preset, compat=compat,
         overrides=tuple(f"{k}={json.dumps(v)}" for k, v in overrides.items()), device=cfg.run.device,
         checkpoint_model=network.model)
-    options = RunOptions(init="box" if mode == "bbox" else "language", max_frames=cfg.run.max_frames)
+    options = RunOptions(init="box" if mode == "bbox" else "language", max_frames=cfg.run.max_frames,
+                         require_gt=spec.score)  # score: false = hidden GT, results only
     _use_gpus(cfg.run)
     reused = reuse_identical_results(reuse_from, out_dir, sequences, tracker_spec, options) if reuse_from else []
     t0 = time.perf_counter()

@@ -79,7 +79,7 @@ def test_mgit_annotation_only_reports_hidden_gt(real_data, capsys):
     code, out, _ = run(capsys, "mgit", real_data / "mgit", "--annotations-only", "--split", "test",
                        "--sequences", "001")
     assert code == 1
-    assert "attribute/groundtruth/001.txt: file not found" in out and "UNUSABLE" in out
+    assert "attribute/groundtruth/001.txt: test GT is hidden upstream" in out and "UNUSABLE" in out
 
 
 def test_wrong_root_unknown_name_and_bad_option(tmp_path, capsys):

@@ -381,7 +381,8 @@ def test_mgit_real_spreadsheet_with_formulas(real_data):
     assert story["level"] == "story" and story["length"] == 9033  # '=D14-C14+1' read as its value
     assert [lv["length"] for lv in seq.meta["levels"][:2]] == [1247, 549]
     gt = real_data / "mgit" / "attribute" / "groundtruth" / "001.txt"
-    assert seq.problems == [f"error: {gt}: file not found"]  # test GT is hidden upstream
+    assert seq.problems == [f"warning: {gt}: test GT is hidden upstream: results only (docs/mgit.md)"]
+    assert usability_reasons(seq, require_gt=False) == [] and usability_reasons(seq) == ["no GT boxes"]
 
 
 def test_mgit_split_tables(real_data):
@@ -412,6 +413,17 @@ def test_mgit_both_frame_layouts(mgit_root):
     for seq in seqs:
         assert len(seq.frames) == 5 and seq.frames[0].name == "000000.jpg"
         assert seq.problems == [] and usability_reasons(seq) == []
+
+
+def test_mgit_test_gt_partial_or_missing_never_shortens_the_video(mgit_root):
+    gt = mgit_root / "attribute" / "groundtruth"
+    (gt / "001.txt").write_text("10,20,30,40\n")  # the first frame's box only
+    (gt / "006.txt").unlink()
+    first, missing = mgit.load(mgit_root, split="test", sequences=["001", "006"])
+    assert len(first.frames) == 5 and len(first.boxes) == 1 and first.problems == []
+    assert len(missing.frames) == 5 and len(missing.boxes) == 0
+    assert [p.split(": ")[0] for p in missing.problems] == ["warning"]
+    assert usability_reasons(missing, require_gt=False) == []
 
 
 def test_mgit_corrupt_and_formula_sheets(mgit_root):

@@ -116,6 +116,22 @@ def test_failed_sequence_is_recorded_and_the_rest_go_on(sequences, tmp_path):
     assert meta["init"] == "box" and meta["frame1_box"] == [10.0, 20.0, 20.0, 16.0]
 
 
+def test_results_only_runs_track_sequences_whose_gt_is_hidden(sequences, tmp_path):
+    """A split whose GT is withheld (MGIT test): refused when GT is required (a scored run),
+    tracked on every frame in a results-only run; a box start still needs its first box."""
+    import dataclasses
+
+    hidden = dataclasses.replace(sequences[0], name="hidden", boxes=np.zeros((0, 4)))
+    scored = run_dataset([hidden], tmp_path / "scored", SPEC, options=RunOptions(init="language"))
+    assert scored["failed"] == ["hidden"]
+    assert "no GT boxes" in json.loads((tmp_path / "scored" / "failures.json").read_text())[0]["error"]
+    only = run_dataset([hidden], tmp_path / "only", SPEC, options=RunOptions(init="language", require_gt=False))
+    assert only["done"] == ["hidden"] and read_results(tmp_path / "only" / "hidden.txt").shape == (5, 4)
+    box = run_dataset([hidden], tmp_path / "box", SPEC, options=RunOptions(init="box", require_gt=False))
+    assert box["failed"] == ["hidden"]
+    assert "no GT box for the first frame" in json.loads((tmp_path / "box" / "failures.json").read_text())[0]["error"]
+
+
 def test_box_mode_is_required_for_template_presets(sequences, tmp_path):
     spec = TrackerSpec(model_preset="tiny", tracker_preset="bbox", compat="reference")
     summary = run_dataset(sequences[:1], tmp_path, spec, options=RunOptions(init="language"))

@@ -55,6 +55,7 @@ class RunOptions:
     init: Optional[str] = None  # "box" | "language" | None = box for template mode, else language
     max_frames: int = 0  # 0 = every frame (smoke runs may cap it)
     prefetch: int = 1  # frames decoded ahead on a reader thread (0 = decode in the loop)
+    require_gt: bool = True  # False: results only (a split whose GT is hidden, e.g. MGIT test)
 
 
 # test hook: a worker SIGKILLs itself when it starts this sequence (as the OOM killer would)
@@ -82,6 +83,8 @@ def track_sequence(tracker, seq: Sequence, options: RunOptions, info: dict[str, 
     if not seq.language.strip():
         raise ValueError(f"{seq.name}: sequence has no language description")
     mode = init_mode(tracker.cfg, options)
+    if mode == "box" and len(seq.boxes) == 0:
+        raise ValueError(f"{seq.name}: no GT box for the first frame, which a box start needs")
     boxes = np.zeros((n, 4))
     per_frame: dict[str, list] = {"kappa": [], "mode": [], "contested": [], "shot_cut": [], "refined": [],
                                  "n_selected": [], "decode_ms": [], "tracker_ms": [],
@@ -470,7 +473,7 @@ def run_dataset(
     results: list[dict] = []
     usable = []
     for seq in mine:  # the checks of `mvlm datasets check`: an unusable sequence is never tracked
-        reasons = usability_reasons(seq)
+        reasons = usability_reasons(seq, require_gt=options.require_gt)
         if reasons:
             now = time.time()
             results.append({"sequence": seq.name, "status": "failed", "traceback": "", "start": now, "end": now,

@@ -329,14 +329,15 @@ def missing_sequence(name: str, path: str | Path, dataset: str, what: str = "seq
                     problems=[problem(ERROR, path, what)])
 
 
-def usability_reasons(seq: Sequence, require_frames: bool = True) -> list[str]:
+def usability_reasons(seq: Sequence, require_frames: bool = True, require_gt: bool = True) -> list[str]:
     """Why `seq` cannot be used ([] = usable).
 
-    Usable means: no error-level problem, at least one GT row, a non-empty sentence and,
-    when frames are required, at least as many frames as GT rows.
+    Usable means: no error-level problem, at least one GT row (unless `require_gt` is False: a
+    results-only run on a split whose GT is hidden), a non-empty sentence and, when frames are
+    required, at least as many frames as GT rows.
     """
     reasons = errors(seq.problems)
-    if len(seq.boxes) == 0:
+    if require_gt and len(seq.boxes) == 0:
         reasons.append("no GT boxes")
     if not seq.language.strip():
         reasons.append("no sentence")
