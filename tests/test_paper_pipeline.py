@@ -144,6 +144,21 @@ def test_trained_evaluation_names_a_missing_or_wrong_network(tmp_path):
 # slow: the whole paper pipeline on real frames
 
 
+def _mgit_tree(real: Path, root: Path) -> Path:
+    """An MGIT tree with one test video (3 LaSOT frames under MGIT names), its real sentence
+    sheet, a split table of that one id, and no test GT: hidden, as upstream."""
+    mgit = root / "MGIT"
+    frames = mgit / "data" / "test" / "001"
+    frames.mkdir(parents=True)
+    for i in range(3):
+        (frames / f"{i:06d}.jpg").symlink_to(real / "lasot" / "airplane" / "airplane-1" / "img" / f"{i + 1:08d}.jpg")
+    (mgit / "mgit_nlp").mkdir()
+    (mgit / "mgit_nlp" / "001.xlsx").symlink_to(real / "mgit" / "mgit_nlp" / "001.xlsx")
+    split = {"train": [], "val": [], "test": ["001"]}
+    (mgit / "mgit.json").write_text(json.dumps({"full": split, "tiny": split}))
+    return mgit
+
+
 def _real_trees(real: Path, root: Path) -> tuple[Path, Path]:
     """LaSOT tree (airplane-1 linked, a one-line testing_set.txt) and an OTB99-Lang tree (videos
     linked under OTB_videos/, sentences written: the OTB99-Lang query files are not here)."""
@@ -176,9 +191,12 @@ def paper_repo(tmp_path_factory, real_data) -> Path:
     paper = params["paper"]
     paper["checkpoints"] = {m: str(files / f"MVLM_{m.upper()}.pth.tar") for m in ("tf", "bbox")}
     paper["text_weights"] = str(files / "ViT-L-14.safetensors")
-    paper["datasets"] = {"lasot": {"root": str(lasot)}, "otb99_lang": {"root": str(otb)}}
+    mgit = _mgit_tree(real_data, tmp_path_factory.mktemp("data_mgit"))
+    paper["datasets"] = {"lasot": {"root": str(lasot)}, "otb99_lang": {"root": str(otb)},
+                         "mgit": {"root": str(mgit), "score": False}}
     paper["compats"] = ["reference"]
-    # 3 frames per sequence: 4 evaluation runs (one sequence each) and one new ablation run = 15 frames
+    # 3 frames per sequence: 6 evaluation runs (one sequence each), 3 of the trained network and one
+    # new ablation run
     paper["run"] = {"device": "cpu", "gpus": 0, "workers": 1, "max_frames": 3, "max_sequences": 0}
     variants = paper["ablate"]["variants"]
     paper["ablate"]["variants"] = {k: variants[k] for k in ("released", "alpha_05")}
@@ -200,13 +218,14 @@ def paper_repo(tmp_path_factory, real_data) -> Path:
     return work
 
 
-@pytest.mark.slow  # ~3 min on 2 cores: 10 stages, base-size networks on CPU, 15 tracked frames
+@pytest.mark.slow  # ~4 min on 2 cores: about 20 stages, base-size networks on CPU, a micro training run
 def test_paper_pipeline_on_real_frames(paper_repo: Path):
     import pandas as pd
 
     reports = paper_repo / "paper" / "reports"
     inputs = {p.stem: json.loads(p.read_text()) for p in (paper_repo / "paper" / "inputs").glob("*.json")}
-    assert set(inputs) == {"checkpoint_tf", "checkpoint_bbox", "text_weights", "dataset_lasot", "dataset_otb99_lang"}
+    assert set(inputs) == {"checkpoint_tf", "checkpoint_bbox", "text_weights", "dataset_lasot", "dataset_otb99_lang",
+                           "dataset_mgit"}
     assert inputs["dataset_lasot"]["sequences"] == 1 and inputs["dataset_otb99_lang"]["sequences"] == 1
     sha = inputs["checkpoint_tf"]["sha256"][:8]
     for dataset, n in (("lasot", 1), ("otb99_lang", 1)):
@@ -235,6 +254,28 @@ def test_paper_pipeline_on_real_frames(paper_repo: Path):
         for kind in ("success", "precision"):
             assert (reports / "figures" / f"{dataset}_{kind}.png").stat().st_size > 1000
     assert "## Tracking by language" in (reports / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_mgit_with_hidden_test_gt_gives_results_and_a_submission(paper_repo: Path, tmp_path):
+    reports, results = paper_repo / "paper" / "reports", paper_repo / "paper" / "results"
+    tf = json.loads((reports / "metrics" / "mgit-tf-reference.json").read_text())
+    assert tf["scored"] is False and tf["tracked"] == ["001"] and tf["failed"] == [] and "scores" not in tf
+    assert len((results / "mgit-tf-reference" / "001.txt").read_text().splitlines()) == 3
+    box = json.loads((reports / "metrics" / "mgit-bbox-reference.json").read_text())
+    assert box["failed"] == ["001"]  # a box start needs the first frame's GT row, hidden here
+    failure = json.loads((results / "mgit-bbox-reference" / "failures.json").read_text())[0]
+    assert "no GT box for the first frame" in failure["error"]
+    summary = json.loads((reports / "summary.json").read_text())
+    assert "mgit-tf-reference" in summary["results_only"] and "mgit" not in summary["datasets"]
+    assert "mvlm submit mgit --results" in (reports / "report.md").read_text()
+    mgit_root = yaml.safe_load((paper_repo / "paper" / "params.yaml").read_text())["paper"]["datasets"]["mgit"]["root"]
+    _run(["mvlm", "submit", "mgit", "--results", str(results / "mgit-tf-reference"), "--out",
+          str(tmp_path / "mgit.zip"), "--root", mgit_root], paper_repo)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "mgit.zip") as z:
+        assert sorted(n for n in z.namelist() if n.endswith(".txt")) == ["result/MVLM_001.txt", "time/MVLM_001.txt"]
 
 
 @pytest.mark.slow
@@ -270,7 +311,8 @@ def test_replacing_a_checkpoint_reruns_only_what_depends_on_it(paper_repo: Path)
     out = _run(["dvc", "status", "paper/dvc.yaml"], paper_repo).stdout
     stale = {line.strip().rstrip(":").split(":")[1] for line in out.splitlines() if line.startswith("paper/dvc.yaml:")}
     evaluations = {s for s in stale if s.startswith("evaluate@")}
-    assert evaluations == {"evaluate@lasot-bbox-reference", "evaluate@otb99_lang-bbox-reference"}, out
+    assert evaluations == {"evaluate@lasot-bbox-reference", "evaluate@otb99_lang-bbox-reference",
+                           "evaluate@mgit-bbox-reference"}, out
     assert not any(s.startswith("ablate@") for s in stale), out  # the ablations run the TF network
 
 
