@@ -42,3 +42,14 @@ def golden_dir() -> Path:
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     return FIXTURES / "reference-parity"
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny ops on a shared 2-core machine: a second OpenMP thread only adds waiting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

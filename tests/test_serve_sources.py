@@ -19,16 +19,9 @@ from fastapi.testclient import TestClient
 from mvlm.serve import fetch
 from mvlm.serve.app import ServeConfig, create_app
 
-from test_serve import small_video, wait_for
+from test_serve import data_root, small_video, wait_for  # noqa: F401 (data_root: a fixture)
 
 PUBLIC_IP = "93.184.215.14"  # a public address: never contacted, the test's connect redirects it
-
-
-@pytest.fixture()
-def data_root(tmp_path) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    return root
 
 
 @pytest.fixture()

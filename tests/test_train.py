@@ -72,13 +72,7 @@ def micro_cfg(out_dir: Path, data: Path, **kw) -> TrainConfig:
     return build(TrainConfig, values)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny ops on a shared 2-core machine: a second OpenMP thread only adds waiting
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

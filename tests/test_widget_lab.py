@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_browser import CHROMEDRIVER, CHROMIUM, LOAD_S, WebDriver, free_port, wait_http
+from test_browser import CHROMEDRIVER, CHROMIUM, LOAD_S, WebDriver, browser, free_port, wait_http  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "mvlm-widget-test"
@@ -77,23 +77,6 @@ def lab(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-
-
-@pytest.fixture()
-def browser(tmp_path):
-    port = free_port()
-    driver_process = subprocess.Popen([CHROMEDRIVER, f"--port={port}"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
-    driver = None
-    try:
-        wait_http(f"http://127.0.0.1:{port}/status", driver_process, "chromedriver", timeout=30)
-        driver = WebDriver(port, tmp_path / "chromium-profile")
-        yield driver
-    finally:
-        if driver is not None:
-            driver.quit()
-        driver_process.terminate()
-        driver_process.wait(timeout=10)
 
 
 def wait_js(browser: WebDriver, script: str, timeout: float, what: str):
