@@ -49,12 +49,17 @@ def test_run_fills_the_figure_and_the_slider_redraws_it(sequences):
 
 
 def test_the_figure_functions_leave_the_matplotlib_backend_alone(sequences, tmp_path):
+    """A notebook's backend (inline there; `svg` here, any non-Agg one) stays as it was."""
     import matplotlib
 
     from mvlm.explore import plot_run, run_sequence
 
     before = matplotlib.get_backend()
-    run = run_sequence(sequences[0], max_frames=3)
-    plot_run(run, tmp_path / "run.png")
+    matplotlib.use("svg")
+    try:
+        run = run_sequence(sequences[0], max_frames=3)
+        plot_run(run, tmp_path / "run.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
     assert (tmp_path / "run.png").read_bytes().startswith(PNG)
-    assert matplotlib.get_backend() == before
